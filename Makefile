@@ -1,0 +1,58 @@
+# Syncline: the newcomer's interface. `make demo` and `make test` work on a fresh machine with
+# Python 3.11 and make: they create .venv and install the pinned requirements on first use.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help install demo up test lint format typecheck unit integration e2e infra bench synth bundle deploy clean
+
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(INSTALLED): $(BIN)/python requirements.txt requirements-dev.txt pyproject.toml
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $@
+
+install: $(INSTALLED) ## Create .venv and install the pinned requirements
+
+demo: $(INSTALLED) ## Run the demo scenario on the local stack and print a summary
+	$(BIN)/syncline demo
+
+up: $(INSTALLED) ## Start the local stack in the foreground (Ctrl-C stops it)
+	$(BIN)/syncline local up
+
+lint: $(INSTALLED) ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(INSTALLED) ## Apply ruff fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: $(INSTALLED) ## mypy (strict) on functions/, infra/ and app.py
+	$(BIN)/mypy
+
+unit: $(INSTALLED) ## Unit tests only (no network)
+	$(BIN)/pytest tests/unit
+
+test: lint typecheck ## ruff, mypy and the whole suite (what CI runs)
+	$(BIN)/pytest
+
+bench: $(INSTALLED) ## Benchmarks: figures in bench/results/, see docs/PERFORMANCE.md
+	$(BIN)/python bench/backfill.py --rows 500000
+	$(BIN)/python bench/incremental.py --changes 10000
+
+synth: $(INSTALLED) ## Synthesise the CDK app into cdk.out/ (no Node CDK CLI needed)
+	$(BIN)/python app.py
+
+clean: ## Remove build output and caches (keeps .venv)
+	rm -rf cdk.out build .pytest_cache .mypy_cache .ruff_cache

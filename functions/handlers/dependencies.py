@@ -1,0 +1,134 @@
+"""Builds the engine's collaborators once per cold start from settings, configuration and secrets.
+
+Connections are cached across invocations and dropped when they fail, so the next invocation
+reconnects instead of reusing a broken socket.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from datetime import timedelta
+from functools import cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from aws_lambda_powertools.utilities import parameters
+
+from syncline.adapters import aws
+from syncline.adapters.dynamodb import DynamoCheckpointStore, DynamoStateStore
+from syncline.adapters.eventbridge import EventBridgePublisher
+from syncline.adapters.sqs import SqsDeadLetterSink
+from syncline.adapters.storefront_pg import PostgresStorefront
+from syncline.config import SynclineConfig, cached_config
+from syncline.db import DbSettings, connect
+from syncline.erp.sage300 import Sage300Reader
+from syncline.poller import PollLimits
+from syncline.settings import Settings
+from syncline.sync import PairContext
+
+SECRET_MAX_AGE_SECONDS = 300
+
+
+class CachedConnection:
+    """One database connection per process, opened on first use, dropped by ``reset``."""
+
+    def __init__(self, opener: Callable[[], Any]) -> None:
+        self._opener = opener
+        self._connection: Any = None
+
+    def get(self) -> Any:
+        if self._connection is None or getattr(self._connection, "closed", False):
+            self._connection = self._opener()
+        return self._connection
+
+    def reset(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            # Closing a broken connection may fail; it is gone either way.
+            with contextlib.suppress(Exception):
+                connection.close()
+
+
+class Dependencies:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.config: SynclineConfig = cached_config(settings.config_path)
+        self._connections: dict[str, CachedConnection] = {}
+
+    def db_settings(self, system: str) -> DbSettings:
+        secret = parameters.get_secret(
+            self.config.systems[system].secret, transform="json", max_age=SECRET_MAX_AGE_SECONDS
+        )
+        return DbSettings.model_validate(secret)
+
+    def connection(self, system: str, *, read_only: bool) -> CachedConnection:
+        if system not in self._connections:
+            self._connections[system] = CachedConnection(lambda: connect(self.db_settings(system), read_only=read_only))
+        return self._connections[system]
+
+    def reset_connections(self) -> None:
+        for connection in self._connections.values():
+            connection.reset()
+
+    def erp_reader(self, system: str) -> Sage300Reader:
+        return Sage300Reader(self.connection(system, read_only=True).get)
+
+    def storefront(self, system: str) -> PostgresStorefront:
+        return PostgresStorefront(self.connection(system, read_only=False).get)
+
+    def checkpoints(self) -> DynamoCheckpointStore:
+        return DynamoCheckpointStore(aws.dynamodb(), self.settings.table_name)
+
+    def state(self) -> DynamoStateStore:
+        return DynamoStateStore(aws.dynamodb(), self.settings.table_name)
+
+    def publisher(self) -> EventBridgePublisher:
+        if not self.settings.bus_name:
+            raise RuntimeError("SYNCLINE_BUS is not set for this function")
+        return EventBridgePublisher(aws.events(), self.settings.bus_name, self.config.poller.notices_per_event)
+
+    def dead_letters(self) -> SqsDeadLetterSink:
+        if not self.settings.dead_letter_queue_url:
+            raise RuntimeError("SYNCLINE_DLQ_URL is not set for this function")
+        return SqsDeadLetterSink(aws.sqs(), self.settings.dead_letter_queue_url)
+
+    def poll_limits(self, source: str) -> PollLimits:
+        poller = self.config.poller
+        return PollLimits(
+            page_size=poller.page_size,
+            max_rows_per_run=poller.max_rows_per_run,
+            lookback=timedelta(seconds=poller.lookback_seconds),
+            tz=ZoneInfo(self.config.systems[source].timezone),
+        )
+
+    def pair_into(self, target: str, entity: str) -> PairContext:
+        """The pair feeding ``target`` with ``entity`` (one source per target and entity for now)."""
+        pairs = [p for p in self.config.pairs if (p.target, p.entity) == (target, entity)]
+        if len(pairs) != 1:
+            raise LookupError(f"expected one sync pair into {target} for {entity}, found {len(pairs)}")
+        pair = pairs[0]
+        return PairContext(pair.name, pair.source, pair.locations, ZoneInfo(self.config.systems[pair.source].timezone))
+
+
+def dependencies() -> Dependencies:
+    """Built once per cold start (per distinct settings, so the local stack can host several functions)."""
+    return _dependencies_for(Settings.from_env())
+
+
+@cache
+def _dependencies_for(settings: Settings) -> Dependencies:
+    built = Dependencies(settings)
+    _BUILT.append(built)
+    return built
+
+
+def reset_dependencies() -> None:
+    """Forget every cached collaborator (the local stack calls it when it starts a new stack)."""
+    for deps in _BUILT:
+        deps.reset_connections()
+    _BUILT.clear()
+    _dependencies_for.cache_clear()
+
+
+_BUILT: list[Dependencies] = []  # functools.cache offers no view of its values

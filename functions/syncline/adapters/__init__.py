@@ -1,0 +1,1 @@
+"""Adapters: the engine's ports implemented against DynamoDB, EventBridge, SQS and PostgreSQL."""

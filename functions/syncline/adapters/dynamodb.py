@@ -1,0 +1,155 @@
+"""Checkpoints and the state cache in the single DynamoDB table (typed ``pk`` prefixes, see DESIGN)."""
+
+from __future__ import annotations
+
+import json
+import struct
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from syncline.ports import Checkpoint, CheckpointMoved, KnownState
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
+
+_MARKER = struct.Struct(">qq")  # (version, key hash) of a row the poller already emitted
+BATCH_GET_LIMIT = 100
+TRANSACT_LIMIT = 100
+
+
+class DynamoCheckpointStore:
+    """``CP#{source}#{stream}``: the poller's position, advanced only from the revision it read."""
+
+    def __init__(self, client: DynamoDBClient, table: str) -> None:
+        self._client, self._table = client, table
+
+    def load(self, source: str, stream: str) -> Checkpoint:
+        item = self._client.get_item(
+            TableName=self._table, Key={"pk": {"S": _checkpoint_pk(source, stream)}}, ConsistentRead=True
+        ).get("Item")
+        if not item:
+            return Checkpoint()
+        packed = item["recent"]["B"] if "recent" in item else b""
+        return Checkpoint(
+            position=tuple(json.loads(item["position"]["S"])),
+            caught_up=item["caught_up"]["BOOL"],
+            recent=frozenset(_MARKER.iter_unpack(packed)),
+            revision=int(item["revision"]["N"]),
+        )
+
+    def save(self, source: str, stream: str, checkpoint: Checkpoint, *, expected_revision: int) -> None:
+        item: dict[str, Any] = {
+            "pk": {"S": _checkpoint_pk(source, stream)},
+            "position": {"S": json.dumps(list(checkpoint.position or ()))},
+            "caught_up": {"BOOL": checkpoint.caught_up},
+            "recent": {"B": b"".join(_MARKER.pack(*marker) for marker in sorted(checkpoint.recent))},
+            "revision": {"N": str(checkpoint.revision)},
+            "updated_at": {"S": datetime.now(UTC).isoformat()},
+        }
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=item,
+                # Revision 0 means "never saved": then the item must not exist yet.
+                ConditionExpression="attribute_not_exists(pk) OR revision = :expected",
+                ExpressionAttributeValues={":expected": {"N": str(expected_revision)}},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise CheckpointMoved(f"checkpoint {source}/{stream} moved past revision {expected_revision}") from None
+            raise
+
+
+class DynamoStateStore:
+    """``ST#{pair}#{entity}#{key}``: content hash and source version of what the target last received."""
+
+    def __init__(self, client: DynamoDBClient, table: str) -> None:
+        self._client, self._table = client, table
+
+    def get_many(self, pair: str, entity: str, keys: Sequence[str]) -> Mapping[str, KnownState]:
+        found: dict[str, KnownState] = {}
+        prefix = _state_prefix(pair, entity)
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), BATCH_GET_LIMIT):
+            request: dict[str, Any] = {
+                self._table: {
+                    "Keys": [{"pk": {"S": prefix + key}} for key in unique[start : start + BATCH_GET_LIMIT]],
+                    "ProjectionExpression": "pk, content_hash, version",
+                    "ConsistentRead": True,
+                }
+            }
+            for attempt in range(8):
+                response = self._client.batch_get_item(RequestItems=request)
+                for item in response["Responses"].get(self._table, []):
+                    key = item["pk"]["S"][len(prefix) :]
+                    found[key] = KnownState(item["content_hash"]["S"], int(item["version"]["N"]))
+                request = dict(response.get("UnprocessedKeys") or {})
+                if not request:
+                    break
+                time.sleep(min(0.05 * 2**attempt, 1.0))
+            else:
+                raise RuntimeError("DynamoDB kept returning unprocessed keys; throttled, retry the batch")
+        return found
+
+    def commit_many(self, pair: str, entity: str, states: Mapping[str, KnownState]) -> set[str]:
+        """Conditional puts in transactions of 100; a key already at a newer version is left alone."""
+        prefix = _state_prefix(pair, entity)
+        now = datetime.now(UTC).isoformat()
+        written: set[str] = set()
+        keys = list(states)
+        for start in range(0, len(keys), TRANSACT_LIMIT):
+            pending = keys[start : start + TRANSACT_LIMIT]
+            for attempt in range(6):
+                if not pending:
+                    break
+                try:
+                    self._client.transact_write_items(
+                        TransactItems=[_state_put(self._table, prefix + key, states[key], now) for key in pending]
+                    )
+                except ClientError as exc:
+                    if exc.response["Error"]["Code"] != "TransactionCanceledException":
+                        raise
+                    reasons = exc.response.get("CancellationReasons", [])
+                    # Drop keys already stored at a newer version; retry the rest (conflicts, throttles).
+                    stale = {
+                        key
+                        for key, r in zip(pending, reasons, strict=False)
+                        if r.get("Code") == "ConditionalCheckFailed"
+                    }
+                    pending = [key for key in pending if key not in stale]
+                    time.sleep(0 if stale else min(0.05 * 2**attempt, 1.0))
+                else:
+                    written.update(pending)
+                    pending = []
+            if pending:
+                raise RuntimeError(f"state commit kept being cancelled for {len(pending)} keys; retry the batch")
+        return written
+
+
+def _state_put(table: str, pk: str, state: KnownState, now: str) -> TransactWriteItemTypeDef:
+    return {
+        "Put": {
+            "TableName": table,
+            "Item": {
+                "pk": {"S": pk},
+                "content_hash": {"S": state.content_hash},
+                "version": {"N": str(state.version)},
+                "synced_at": {"S": now},
+            },
+            "ConditionExpression": "attribute_not_exists(pk) OR version <= :version",
+            "ExpressionAttributeValues": {":version": {"N": str(state.version)}},
+        }
+    }
+
+
+def _checkpoint_pk(source: str, stream: str) -> str:
+    return f"CP#{source}#{stream}"
+
+
+def _state_prefix(pair: str, entity: str) -> str:
+    return f"ST#{pair}#{entity}#"

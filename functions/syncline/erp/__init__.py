@@ -1,0 +1,1 @@
+"""ERP readers. Syncline only ever reads from the ERP."""

@@ -1,0 +1,245 @@
+"""Sage 300 Inventory Control, read-only: change detection over ICILOC/ICITEM and fetch-on-notify.
+
+Tables (see shared/fixtures/sage300): ICITEM is the item master (ITEMNO, "DESC", STOCKUNIT, INACTIVE),
+ICILOC holds quantities per item and location (QTYONHAND, QTYCOMMIT, QTYSALORDR, QTYONORDER). Both carry
+AUDTDATE/AUDTTIME audit stamps. Key columns are fixed-width CHAR, so values are stripped on the way out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+from decimal import Decimal
+from typing import Any, Protocol
+
+from syncline.erp.sql import first_rows, in_list, keyset_after, keyset_params
+from syncline.models import InventoryLevel
+from syncline.stamps import StampError, parse_stamp, version_of
+
+# SQL Server allows 2,100 parameters per statement; stay well below it.
+MAX_IN_LIST = 1000
+_SCALE = Decimal("0.0001")
+
+
+class Cursor(Protocol):
+    def execute(self, query: Any, params: Sequence[Any] | None = ..., /) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+    def fetchmany(self, size: int = ..., /) -> list[Any]: ...
+    def close(self) -> None: ...
+
+
+class Connection(Protocol):
+    """The DB-API subset Syncline uses; pymssql and psycopg connections both satisfy it."""
+
+    def cursor(self) -> Any: ...
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ChangeStream:
+    """A table whose rows are detected as changed by their audit stamp, in keyset order."""
+
+    name: str
+    table: str
+    key_columns: tuple[str, ...]
+
+    @property
+    def order_columns(self) -> tuple[str, ...]:
+        return ("AUDTDATE", "AUDTTIME", *self.key_columns)
+
+    def scan_from_stamp_sql(self) -> str:
+        """Rows stamped at or after (AUDTDATE, AUDTTIME), first page."""
+        columns = ", ".join(self.order_columns)
+        return (
+            f"SELECT {columns} FROM {self.table} "
+            "WHERE (AUDTDATE > %s OR (AUDTDATE = %s AND AUDTTIME >= %s)) "
+            f"{first_rows(self.order_columns)}"
+        )
+
+    def scan_after_sql(self) -> str:
+        """Rows strictly after a keyset position, next page."""
+        columns = ", ".join(self.order_columns)
+        return f"SELECT {columns} FROM {self.table} WHERE {keyset_after(self.order_columns)} {first_rows(self.order_columns)}"
+
+
+ICILOC_STREAM = ChangeStream("ICILOC", "ICILOC", ("ITEMNO", "LOCATION"))
+ICITEM_STREAM = ChangeStream("ICITEM", "ICITEM", ("ITEMNO",))
+STREAMS: Mapping[str, ChangeStream] = {s.name: s for s in (ICILOC_STREAM, ICITEM_STREAM)}
+
+FETCH_COLUMNS = (
+    "l.ITEMNO",
+    "l.LOCATION",
+    "l.QTYONHAND",
+    "l.QTYCOMMIT",
+    "l.QTYSALORDR",
+    "l.QTYONORDER",
+    "l.AUDTDATE",
+    "l.AUDTTIME",
+    'i."DESC"',
+    "i.STOCKUNIT",
+    "i.INACTIVE",
+    "i.AUDTDATE",
+    "i.AUDTTIME",
+)
+FETCH_FIELDS = (
+    "ITEMNO",
+    "LOCATION",
+    "QTYONHAND",
+    "QTYCOMMIT",
+    "QTYSALORDR",
+    "QTYONORDER",
+    "AUDTDATE",
+    "AUDTTIME",
+    "DESC",
+    "STOCKUNIT",
+    "INACTIVE",
+    "ITEM_AUDTDATE",
+    "ITEM_AUDTTIME",
+)
+_FETCH_FROM = "FROM ICILOC l JOIN ICITEM i ON i.ITEMNO = l.ITEMNO"
+
+
+def fetch_by_items_sql(count: int) -> str:
+    return f"SELECT {', '.join(FETCH_COLUMNS)} {_FETCH_FROM} WHERE {in_list('l.ITEMNO', count)}"
+
+
+def bulk_page_sql(first: bool) -> str:
+    """Keyset page over every ICILOC row (the bulk/backfill path), ordered by item and location."""
+    where = "" if first else f"WHERE {keyset_after(('l.ITEMNO', 'l.LOCATION'))} "
+    return f"SELECT {', '.join(FETCH_COLUMNS)} {_FETCH_FROM} {where}{first_rows(('l.ITEMNO', 'l.LOCATION'))}"
+
+
+@dataclass(frozen=True)
+class StampedKey:
+    """One row seen by a change scan: its keyset position and its key values."""
+
+    audit_date: int
+    audit_time: int
+    key: tuple[str, ...]
+
+    @property
+    def version(self) -> int:
+        return version_of(self.audit_date, self.audit_time)
+
+    @property
+    def position(self) -> tuple[object, ...]:
+        return (self.audit_date, self.audit_time, *self.key)
+
+
+class Sage300Reader:
+    """Reads Sage 300 IC tables through any DB-API connection (pymssql in production, psycopg in tests)."""
+
+    def __init__(self, connection: Callable[[], Connection]) -> None:
+        # A provider, not a connection: opening it is part of the read, so a down ERP is a read failure.
+        self._connection = connection
+
+    def scan_changes(
+        self,
+        stream: ChangeStream,
+        *,
+        from_stamp: tuple[int, int] | None,
+        after: tuple[object, ...] | None,
+        page_size: int,
+    ) -> list[StampedKey]:
+        """One page of changed rows: after a keyset position if given, else from a stamp (inclusive)."""
+        if after is not None:
+            sql, params = stream.scan_after_sql(), [*keyset_params(after), page_size]
+        else:
+            audit_date, audit_time = from_stamp or (0, 0)
+            sql, params = stream.scan_from_stamp_sql(), [audit_date, audit_date, audit_time, page_size]
+        rows = self._query(sql, params)
+        return [StampedKey(int(row[0]), int(row[1]), tuple(str(value).rstrip() for value in row[2:])) for row in rows]
+
+    def fetch_items(self, items: Iterable[str]) -> list[dict[str, Any]]:
+        """Current ICILOC+ICITEM rows of every location of ``items``: one query per 1,000 items."""
+        wanted = sorted(set(items))
+        rows: list[dict[str, Any]] = []
+        for start in range(0, len(wanted), MAX_IN_LIST):
+            chunk = wanted[start : start + MAX_IN_LIST]
+            rows.extend(_as_record(row) for row in self._query(fetch_by_items_sql(len(chunk)), chunk))
+        return rows
+
+    def iter_all(self, page_size: int = 5000) -> Iterator[list[dict[str, Any]]]:
+        """Every ICILOC row in keyset pages (item, location), for backfill and reconcile."""
+        after: tuple[str, str] | None = None
+        while True:
+            params: list[object] = [page_size] if after is None else [*keyset_params(after), page_size]
+            page = [_as_record(row) for row in self._query(bulk_page_sql(after is None), params)]
+            if not page:
+                return
+            yield page
+            if len(page) < page_size:
+                return
+            after = (page[-1]["ITEMNO"], page[-1]["LOCATION"])
+
+    def _query(self, sql: str, params: Sequence[object]) -> list[Any]:
+        cursor = self._connection().cursor()
+        try:
+            cursor.execute(sql, params)
+            return list(cursor.fetchall())
+        finally:
+            cursor.close()
+
+
+def _as_record(row: Sequence[Any]) -> dict[str, Any]:
+    record = dict(zip(FETCH_FIELDS, row, strict=True))
+    for field in ("ITEMNO", "LOCATION", "DESC", "STOCKUNIT"):
+        if isinstance(record[field], str):
+            record[field] = record[field].rstrip()
+    return record
+
+
+class MappingError(ValueError):
+    """A fetched ERP row that cannot become a canonical record; permanent, so it goes to the DLQ."""
+
+
+def to_inventory_level(record: Mapping[str, Any], locations: Mapping[str, str], tz: tzinfo = UTC) -> InventoryLevel:
+    """Map one fetched row to the canonical ``InventoryLevel``, or raise ``MappingError`` with the reason.
+
+    ``reserved`` is what Sage has committed to shipments (QTYCOMMIT); ``available`` is on hand less
+    reserved, floored at zero, since a store cannot sell oversold stock.
+    """
+    erp_location = str(record["LOCATION"])
+    if erp_location not in locations:
+        raise MappingError(
+            f"location {erp_location!r} is not mapped for this pair; add it to the pair's locations in syncline.toml"
+        )
+    on_hand = _quantity(record, "QTYONHAND")
+    reserved = _quantity(record, "QTYCOMMIT")
+    try:
+        row_moment = parse_stamp(record["AUDTDATE"], record["AUDTTIME"], tz)
+        item_moment = parse_stamp(record["ITEM_AUDTDATE"], record["ITEM_AUDTTIME"], tz)
+    except StampError as exc:
+        raise MappingError(f"unparsable audit stamp: {exc}") from None
+    row_version = version_of(record["AUDTDATE"], record["AUDTTIME"])
+    item_version = version_of(record["ITEM_AUDTDATE"], record["ITEM_AUDTTIME"])
+    return InventoryLevel(
+        sku=str(record["ITEMNO"]),
+        location=locations[erp_location],
+        on_hand=on_hand,
+        reserved=reserved,
+        available=max(on_hand - reserved, Decimal(0)),
+        on_order=_quantity(record, "QTYONORDER"),
+        description=record["DESC"] or None,
+        unit=record["STOCKUNIT"] or None,
+        active=not bool(record["INACTIVE"]),
+        source_version=max(row_version, item_version),
+        source_updated_at=max(row_moment, item_moment).astimezone(UTC),
+    )
+
+
+def _quantity(record: Mapping[str, Any], field: str) -> Decimal:
+    value = record[field]
+    if value is None:
+        raise MappingError(f"{field} is empty")
+    quantity = Decimal(value)
+    if quantity < 0:
+        raise MappingError(f"negative quantity: {field} = {quantity}")
+    # One scale (the ERP's four decimals) so 5.0000 and 5 hash the same.
+    return quantity.quantize(_SCALE)
+
+
+def row_context(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON-safe copy of a fetched row for dead letters and logs."""
+    return {k: (str(v) if isinstance(v, Decimal | datetime) else v) for k, v in record.items()}

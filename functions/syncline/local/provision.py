@@ -1,0 +1,90 @@
+"""Create the topology's resources in the moto server, the way the CDK app creates them in AWS."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+
+from syncline.settings import ENV_BUS, ENV_DLQ_URL, ENV_TABLE
+from syncline.topology import FunctionSpec, QueueSpec, Topology
+
+
+@dataclass
+class QueueResources:
+    spec: QueueSpec
+    url: str
+    arn: str
+    dlq_url: str
+    dlq_arn: str
+
+
+@dataclass
+class Resources:
+    table: str
+    bus: str
+    queues: dict[str, QueueResources] = field(default_factory=dict)
+
+    def environment(self, function: FunctionSpec) -> dict[str, str]:
+        """The function's environment: names and references only, as the CDK app sets them."""
+        env = {ENV_TABLE: self.table, **function.environment}
+        if function.publishes_notices:
+            env[ENV_BUS] = self.bus
+        if function.dead_letters_to:
+            env[ENV_DLQ_URL] = self.queues[function.dead_letters_to].dlq_url
+        return env
+
+
+def provision(topology: Topology, secrets: dict[str, dict[str, Any]], region: str) -> Resources:
+    """Table, bus, queues with DLQs and redrive policies, routing rules and connection secrets."""
+    session = boto3.session.Session(region_name=region)
+    dynamodb, events, sqs = session.client("dynamodb"), session.client("events"), session.client("sqs")
+    secretsmanager = session.client("secretsmanager")
+
+    dynamodb.create_table(
+        TableName=topology.table.name,
+        AttributeDefinitions=[{"AttributeName": topology.table.partition_key, "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": topology.table.partition_key, "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.update_time_to_live(
+        TableName=topology.table.name,
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": topology.table.ttl_attribute},
+    )
+    events.create_event_bus(Name=topology.bus_name)
+    resources = Resources(table=topology.table.name, bus=topology.bus_name)
+
+    for spec in topology.queues:
+        dlq_url = sqs.create_queue(
+            QueueName=spec.dlq_name, Attributes={"MessageRetentionPeriod": str(spec.dlq_retention_days * 86400)}
+        )["QueueUrl"]
+        dlq_arn = _arn(sqs, dlq_url)
+        url = sqs.create_queue(
+            QueueName=spec.name,
+            Attributes={
+                "VisibilityTimeout": str(topology.visibility_timeout(spec)),
+                "MessageRetentionPeriod": str(spec.retention_days * 86400),
+                "RedrivePolicy": json.dumps(
+                    {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": spec.max_receive_count}
+                ),
+            },
+        )["QueueUrl"]
+        resources.queues[spec.id] = QueueResources(spec, url, _arn(sqs, url), dlq_url, dlq_arn)
+
+    for rule in topology.rules:
+        events.put_rule(Name=rule.name, EventBusName=topology.bus_name, EventPattern=json.dumps(rule.pattern))
+        events.put_targets(
+            Rule=rule.name,
+            EventBusName=topology.bus_name,
+            Targets=[{"Id": rule.queue, "Arn": resources.queues[rule.queue].arn}],
+        )
+
+    for name, value in secrets.items():
+        secretsmanager.create_secret(Name=name, SecretString=json.dumps(value))
+    return resources
+
+
+def _arn(sqs: Any, url: str) -> str:
+    return str(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"])

@@ -1,0 +1,240 @@
+"""The whole local stack in one object: ``LocalStack.up()`` starts it, ``down()`` stops it.
+
+AWS services come from a moto server over HTTP, PostgreSQL from pgserver (or ``DATABASE_URL``), the
+ERP from an emulated Sage 300 database, and the functions from ``syncline.topology`` run in-process
+behind emulated triggers. Every boto3 call, SQL statement and handler is the one that runs in AWS.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from syncline.adapters import aws
+from syncline.adapters.storefront_pg import ensure_schema
+from syncline.config import SynclineConfig, cached_config, load_config
+from syncline.local.lambda_runtime import Invocation, LocalFunction, PollOutcome, SqsEventSource, scheduled_event
+from syncline.local.moto_server import LOCAL_ACCOUNT, LOCAL_REGION, MotoServer
+from syncline.local.postgres import ERP_READER, PostgresServer
+from syncline.local.provision import Resources, provision
+from syncline.local.sage300 import Sage300Emulator
+from syncline.settings import ENV_CONFIG
+from syncline.topology import Topology, build_topology
+
+ERP_DATABASE = "sage300"
+STOREFRONT_DATABASE = "storefront"
+
+
+@dataclass
+class LocalStack:
+    config: SynclineConfig
+    topology: Topology
+    moto: MotoServer
+    postgres: PostgresServer
+    resources: Resources
+    functions: dict[str, LocalFunction]
+    event_sources: dict[str, SqsEventSource]
+    work_dir: Path
+    owns_services: bool = True
+    _connections: list[Any] = field(default_factory=list)
+
+    @classmethod
+    def up(
+        cls,
+        *,
+        config_path: Path | str | None = None,
+        work_dir: Path | None = None,
+        database_url: str | None = None,
+        moto: MotoServer | None = None,
+        postgres: PostgresServer | None = None,
+        retry_after_seconds: int = 1,
+    ) -> LocalStack:
+        """Start (or reuse) the services, create every resource from the topology, wire the functions."""
+        work_dir = work_dir or Path(tempfile.mkdtemp(prefix="syncline-local-"))
+        work_dir.mkdir(parents=True, exist_ok=True)
+        owns = moto is None and postgres is None
+        moto = moto or MotoServer.start(log_file=work_dir / "moto.log")
+        postgres = postgres or PostgresServer.start(database_url or os.environ.get("DATABASE_URL"), work_dir / "pgdata")
+        config = load_config(config_path)
+        _point_process_at(moto.endpoint, config_path)
+
+        postgres.recreate_database(ERP_DATABASE)
+        postgres.recreate_database(STOREFRONT_DATABASE)
+        with postgres.connect(ERP_DATABASE) as erp:
+            Sage300Emulator(erp).create_schema()
+        reader_password = postgres.create_reader(ERP_DATABASE)
+        with postgres.connect(STOREFRONT_DATABASE) as storefront:
+            ensure_schema(storefront)
+
+        secrets: dict[str, dict[str, Any]] = {}
+        for system in config.systems.values():
+            if system.kind == "sage300":
+                secrets[system.secret] = postgres.secret_for(ERP_DATABASE, user=ERP_READER, password=reader_password)
+            else:
+                secrets[system.secret] = postgres.secret_for(STOREFRONT_DATABASE)
+        topology = build_topology(config)
+        resources = provision(topology, secrets, LOCAL_REGION)
+
+        log_file = work_dir / "logs" / "functions.log"
+        functions = {spec.id: LocalFunction(spec, resources.environment(spec), log_file) for spec in topology.functions}
+        sqs = boto3.session.Session(region_name=LOCAL_REGION).client("sqs")
+        event_sources = {
+            queue_id: SqsEventSource(
+                sqs,
+                functions[queue.spec.consumer],
+                queue.url,
+                queue.arn,
+                batch_size=queue.spec.batch_size,
+                retry_after_seconds=retry_after_seconds,
+            )
+            for queue_id, queue in resources.queues.items()
+        }
+        return cls(config, topology, moto, postgres, resources, functions, event_sources, work_dir, owns)
+
+    # -- the ERP user's side -------------------------------------------------------------------------
+    def erp(self) -> Sage300Emulator:
+        return Sage300Emulator(self._connect(ERP_DATABASE))
+
+    def storefront(self) -> Any:
+        """An admin connection to the storefront database (to inspect what Syncline wrote)."""
+        return self._connect(STOREFRONT_DATABASE)
+
+    def _connect(self, database: str) -> Any:
+        connection = self.postgres.connect(database)
+        self._connections.append(connection)
+        return connection
+
+    # -- triggers ------------------------------------------------------------------------------------
+    def run_schedule(self, schedule_id: str) -> Invocation:
+        schedule = next(s for s in self.topology.schedules if s.id == schedule_id)
+        rule_arn = f"arn:aws:events:{LOCAL_REGION}:{LOCAL_ACCOUNT}:rule/{self.config.app}-{schedule.id}"
+        return self.functions[schedule.function].invoke(scheduled_event(rule_arn))
+
+    def poll_erp(self) -> Invocation:
+        """Invoke the poller as its EventBridge schedule would; raise if the invocation failed."""
+        invocation = self.run_schedule("poll_erp")
+        if invocation.error is not None:
+            raise invocation.error
+        return invocation
+
+    def drain(self, queue_id: str | None = None, **options: Any) -> list[PollOutcome]:
+        """Deliver queued messages until the queue (default: every queue) stays empty."""
+        outcomes: list[PollOutcome] = []
+        for source_id, source in self.event_sources.items():
+            if queue_id in (None, source_id):
+                outcomes.extend(source.drain(**options))
+        return outcomes
+
+    def dead_letters(self, queue_id: str) -> list[dict[str, Any]]:
+        """Messages in a queue's DLQ, read without consuming them (visibility released at once)."""
+        sqs = boto3.session.Session(region_name=LOCAL_REGION).client("sqs")
+        url = self.resources.queues[queue_id].dlq_url
+        seen: dict[str, Any] = {}
+        for _ in range(20):
+            messages = sqs.receive_message(
+                QueueUrl=url,
+                MaxNumberOfMessages=10,
+                VisibilityTimeout=5,
+                MessageAttributeNames=["All"],
+                MessageSystemAttributeNames=["All"],
+            ).get("Messages", [])
+            if not messages:
+                break
+            for message in messages:
+                seen.setdefault(message["MessageId"], message)
+        for message in seen.values():
+            sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
+        return [
+            {
+                "id": message["MessageId"],
+                "body": _json_or_text(message["Body"]),
+                "attributes": {k: v.get("StringValue") for k, v in message.get("MessageAttributes", {}).items()},
+                "receive_count": int(message.get("Attributes", {}).get("ApproximateReceiveCount", "0")),
+            }
+            for message in seen.values()
+        ]
+
+    def status(self) -> dict[str, Any]:
+        """What the stack holds right now: endpoints, queue and DLQ depths, checkpoints, row counts."""
+        sqs = boto3.session.Session(region_name=LOCAL_REGION).client("sqs")
+        queues = {}
+        for queue_id, queue in self.resources.queues.items():
+            depth = {}
+            for label, url in (("queue", queue.url), ("dlq", queue.dlq_url)):
+                attributes = sqs.get_queue_attributes(
+                    QueueUrl=url,
+                    AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+                )["Attributes"]
+                depth[label] = int(attributes["ApproximateNumberOfMessages"]) + int(
+                    attributes["ApproximateNumberOfMessagesNotVisible"]
+                )
+            queues[queue_id] = {"name": queue.spec.name, **depth}
+        erp_rows = self._connect(ERP_DATABASE).execute("SELECT count(*) FROM ICILOC").fetchone()
+        store_rows = self._connect(STOREFRONT_DATABASE).execute("SELECT count(*) FROM inventory_levels").fetchone()
+        return {
+            "moto_endpoint": self.moto.endpoint,
+            "postgres": "embedded (pgserver)" if self.postgres.embedded else "DATABASE_URL",
+            "table": self.resources.table,
+            "bus": self.resources.bus,
+            "queues": queues,
+            "erp_rows": erp_rows[0] if erp_rows else 0,
+            "storefront_rows": store_rows[0] if store_rows else 0,
+            "functions": {
+                f.spec.id: {"invocations": f.invocations, "errors": f.errors} for f in self.functions.values()
+            },
+            "logs": str(self.functions[next(iter(self.functions))].log_file),
+        }
+
+    def down(self) -> None:
+        for connection in self._connections:
+            connection.close()
+        self._connections.clear()
+        from handlers.dependencies import reset_dependencies  # noqa: PLC0415
+
+        reset_dependencies()
+        if self.owns_services:
+            self.moto.stop()
+            self.postgres.stop()
+
+
+def _point_process_at(endpoint: str, config_path: Path | str | None) -> None:
+    """Make this process's boto3 (and the in-process handlers) talk to the moto server."""
+    os.environ.update(
+        {
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": LOCAL_REGION,
+            "AWS_REGION": LOCAL_REGION,
+            "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon locally
+            "POWERTOOLS_SERVICE_NAME": "syncline",
+            "POWERTOOLS_METRICS_NAMESPACE": "Syncline",
+        }
+    )
+    if config_path:
+        os.environ[ENV_CONFIG] = str(config_path)
+    else:
+        os.environ.pop(ENV_CONFIG, None)
+    # Clients, secrets and configuration cached by an earlier stack in this process are stale now.
+    from aws_lambda_powertools.utilities import parameters  # noqa: PLC0415
+
+    from handlers.dependencies import reset_dependencies  # noqa: PLC0415
+
+    parameters.clear_caches()  # type: ignore[no-untyped-call]
+    parameters.base.DEFAULT_PROVIDERS.clear()  # type: ignore[attr-defined]
+    aws.reset_clients()
+    cached_config.cache_clear()
+    reset_dependencies()
+
+
+def _json_or_text(body: str) -> Any:
+    try:
+        return json.loads(body)
+    except json.JSONDecodeError:
+        return body

@@ -1,0 +1,69 @@
+"""The small interfaces the engine needs from the outside world.
+
+Adapters in ``syncline.adapters`` implement them against DynamoDB, EventBridge, SQS and PostgreSQL;
+tests implement them in memory. Nothing here imports AWS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from syncline.models import ChangeNotice, DeadLetter, InventoryLevel, UnparsableMessage
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Where a change stream's poller stands.
+
+    ``position`` is the keyset position of the last row handled (AUDTDATE, AUDTTIME, *key);
+    ``caught_up`` says whether the last run reached the end (then the next run rescans the
+    lookback window) or stopped at its row budget (then it resumes exactly after ``position``);
+    ``recent`` remembers (version, key-hash) of rows emitted inside the lookback window so a
+    rescan does not emit them again; ``revision`` guards the conditional write.
+    """
+
+    position: tuple[object, ...] | None = None
+    caught_up: bool = True
+    recent: frozenset[tuple[int, int]] = field(default_factory=frozenset)
+    revision: int = 0
+
+
+class CheckpointMoved(RuntimeError):
+    """Another poller advanced the checkpoint first; this run's notices are harmless duplicates."""
+
+
+class CheckpointStore(Protocol):
+    def load(self, source: str, stream: str) -> Checkpoint: ...
+
+    def save(self, source: str, stream: str, checkpoint: Checkpoint, *, expected_revision: int) -> None:
+        """Write ``checkpoint`` only if the stored revision is still ``expected_revision``."""
+
+
+class NoticePublisher(Protocol):
+    def publish(self, notices: Sequence[ChangeNotice]) -> None:
+        """Publish all notices (batched by the adapter) or raise."""
+
+
+@dataclass(frozen=True)
+class KnownState:
+    content_hash: str
+    version: int
+
+
+class StateStore(Protocol):
+    def get_many(self, pair: str, entity: str, keys: Sequence[str]) -> Mapping[str, KnownState]: ...
+
+    def commit_many(self, pair: str, entity: str, states: Mapping[str, KnownState]) -> set[str]:
+        """Store each state unless a newer version is already stored; return the keys written."""
+
+
+class InventoryTarget(Protocol):
+    def upsert_inventory(self, levels: Sequence[InventoryLevel]) -> set[str]:
+        """Write levels, never replacing a newer source version; return the keys actually written."""
+
+
+class DeadLetterSink(Protocol):
+    def send(self, letters: Sequence[DeadLetter | UnparsableMessage]) -> None:
+        """Park records that cannot be synced, with their context, or raise."""

@@ -1,0 +1,243 @@
+"""The sync worker's engine: fetch-on-notify for a batch of notices, ERP inventory -> a target.
+
+For one batch: fetch the current ERP rows of every notified item in one query, map them to
+``InventoryLevel``, drop what the state cache says is unchanged or older, write the rest to the
+target (which guards against older versions itself), then commit the new state conditionally.
+A record that can never sync (bad row, unmapped location) becomes a dead letter with its context
+while the rest of the batch proceeds; a transient failure (ERP or target down) fails the messages
+it touched so the queue retries them. Every step is idempotent, so a redelivery changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from syncline.erp.sage300 import MappingError, row_context, to_inventory_level
+from syncline.models import (
+    ALL_LOCATIONS,
+    ChangeNotice,
+    DeadLetter,
+    FailureStage,
+    InventoryLevel,
+    NoticeBatch,
+    UnparsableMessage,
+    split_inventory_key,
+)
+from syncline.ports import DeadLetterSink, InventoryTarget, KnownState, StateStore
+
+ENTITY = "inventory_level"
+
+
+class InventorySource(Protocol):
+    def fetch_items(self, items: Iterable[str]) -> list[dict[str, Any]]: ...
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """One queue message: its id (for partial batch failure) and the notices it carries."""
+
+    message_id: str
+    notices: tuple[ChangeNotice, ...]
+
+
+class MalformedMessage(ValueError):
+    """A message body that carries no valid notices."""
+
+
+def decode_message(message_id: str, body: str) -> InboundMessage:
+    """Notices of one queue message: an EventBridge ``ChangeNotices`` event, or a dead letter being redriven."""
+    try:
+        document = json.loads(body)
+    except json.JSONDecodeError:
+        raise MalformedMessage("body is not JSON") from None
+    if not isinstance(document, dict):
+        raise MalformedMessage("body is not a JSON object")
+    try:
+        if document.get("kind") == "syncline.dead-letter":
+            notices: tuple[ChangeNotice, ...] = (DeadLetter.model_validate(document).notice,)
+        else:
+            notices = tuple(NoticeBatch.model_validate(document.get("detail")).notices)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise MalformedMessage(f"not a ChangeNotices event: {where}: {first['msg']}") from None
+    for notice in notices:
+        if notice.entity != ENTITY:
+            raise MalformedMessage(f"entity {notice.entity!r} is not handled by this worker")
+        try:
+            split_inventory_key(notice.key)
+        except ValueError as exc:
+            raise MalformedMessage(str(exc)) from None
+    return InboundMessage(message_id, notices)
+
+
+@dataclass(frozen=True)
+class SyncedRecord:
+    key: str
+    trace_id: str | None
+    observed_at: datetime
+    committed_at: datetime
+
+    @property
+    def latency_seconds(self) -> float:
+        return (self.committed_at - self.observed_at).total_seconds()
+
+
+@dataclass
+class BatchResult:
+    """What happened to a batch; ``failed_messages`` are the ones the queue must deliver again."""
+
+    notices: int = 0
+    synced: list[SyncedRecord] = field(default_factory=list)
+    skipped_unchanged: int = 0
+    skipped_stale: int = 0
+    not_in_source: int = 0
+    dead_letters: list[DeadLetter | UnparsableMessage] = field(default_factory=list)
+    failed_messages: set[str] = field(default_factory=set)
+    failure: str | None = None
+
+
+@dataclass(frozen=True)
+class PairContext:
+    name: str
+    source: str
+    locations: Mapping[str, str]
+    tz: tzinfo = UTC
+
+
+def sync_inventory_batch(
+    records: Sequence[tuple[str, str]],
+    *,
+    pair: PairContext,
+    source: InventorySource,
+    state: StateStore,
+    target: InventoryTarget,
+    dead_letters: DeadLetterSink,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> BatchResult:
+    """Sync every notice of ``records`` ((message id, body) pairs) from the ERP into ``target``."""
+    messages: list[InboundMessage] = []
+    letters: list[tuple[DeadLetter | UnparsableMessage, str]] = []
+    for message_id, body in records:
+        try:
+            messages.append(decode_message(message_id, body))
+        except MalformedMessage as exc:
+            unparsable = UnparsableMessage(body=body, reason=str(exc), pair=pair.name, failed_at=clock())
+            letters.append((unparsable, message_id))
+    result = BatchResult(notices=sum(len(m.notices) for m in messages))
+    all_ids = {m.message_id for m in messages}
+    wanted = _wanted(messages)
+    if wanted:
+        _sync_wanted(wanted, result, letters, all_ids, pair, source, state, target, clock)
+    if letters:
+        try:
+            dead_letters.send([letter for letter, _ in letters])
+        except Exception as exc:
+            _fail(result, {message_id for _, message_id in letters}, f"dead-letter send failed: {exc}")
+        else:
+            result.dead_letters.extend(letter for letter, _ in letters)
+    return result
+
+
+def _sync_wanted(
+    wanted: dict[tuple[str, str], list[tuple[ChangeNotice, str]]],
+    result: BatchResult,
+    letters: list[tuple[DeadLetter | UnparsableMessage, str]],
+    all_ids: set[str],
+    pair: PairContext,
+    source: InventorySource,
+    state: StateStore,
+    target: InventoryTarget,
+    clock: Callable[[], datetime],
+) -> None:
+    try:
+        rows = source.fetch_items({item for item, _ in wanted})
+    except Exception as exc:
+        _fail(result, all_ids, f"fetch from source failed: {exc}")
+        return
+
+    candidates: dict[str, tuple[InventoryLevel, ChangeNotice, str]] = {}
+    matched: set[tuple[str, str]] = set()
+    for row in rows:
+        erp_key = (str(row["ITEMNO"]), str(row["LOCATION"]))
+        requests = wanted.get(erp_key, []) + wanted.get((erp_key[0], ALL_LOCATIONS), [])
+        if not requests:
+            continue
+        matched.add(erp_key)
+        notice, message_id = requests[0]
+        try:
+            level = to_inventory_level(row, pair.locations, pair.tz)
+        except (MappingError, ValueError) as exc:
+            letters.append((_letter(notice, pair, str(exc), "map", row_context(row), clock), message_id))
+            continue
+        candidates[level.key] = (level, notice, message_id)
+    result.not_in_source = sum(
+        len(requests)
+        for (item, location), requests in wanted.items()
+        if location != ALL_LOCATIONS and (item, location) not in matched
+    )
+
+    known = state.get_many(pair.name, ENTITY, list(candidates))
+    changed: list[tuple[InventoryLevel, ChangeNotice, str]] = []
+    for key, (level, notice, message_id) in candidates.items():
+        previous = known.get(key)
+        if previous is not None and previous.content_hash == level.content_hash():
+            result.skipped_unchanged += 1
+        elif previous is not None and previous.version > level.source_version:
+            result.skipped_stale += 1
+        else:
+            changed.append((level, notice, message_id))
+
+    if changed:
+        touched = {message_id for _, _, message_id in changed}
+        try:
+            accepted = target.upsert_inventory([level for level, _, _ in changed])
+            written = [(level, notice) for level, notice, _ in changed if level.key in accepted]
+            # Only what the target accepted becomes known state; the rest it already had newer.
+            state.commit_many(
+                pair.name,
+                ENTITY,
+                {level.key: KnownState(level.content_hash(), level.source_version) for level, _ in written},
+            )
+        except Exception as exc:
+            _fail(result, touched, f"write failed: {exc}")
+        else:
+            committed_at = clock()
+            result.skipped_stale += len(changed) - len(written)
+            result.synced.extend(
+                SyncedRecord(level.key, notice.trace_id, notice.observed_at, committed_at) for level, notice in written
+            )
+
+
+def _wanted(messages: Sequence[InboundMessage]) -> dict[tuple[str, str], list[tuple[ChangeNotice, str]]]:
+    """(item, location) -> the notices asking for it, newest first."""
+    wanted: dict[tuple[str, str], list[tuple[ChangeNotice, str]]] = {}
+    for message in messages:
+        for notice in message.notices:
+            wanted.setdefault(split_inventory_key(notice.key), []).append((notice, message.message_id))
+    for requests in wanted.values():
+        requests.sort(key=lambda request: request[0].source_version or 0, reverse=True)
+    return wanted
+
+
+def _fail(result: BatchResult, message_ids: set[str], reason: str) -> BatchResult:
+    result.failed_messages |= message_ids
+    result.failure = reason
+    return result
+
+
+def _letter(
+    notice: ChangeNotice,
+    pair: PairContext,
+    reason: str,
+    stage: FailureStage,
+    fetched: dict[str, Any] | None,
+    clock: Callable[[], datetime],
+) -> DeadLetter:
+    return DeadLetter(notice=notice, reason=reason, stage=stage, pair=pair.name, fetched=fetched, failed_at=clock())

@@ -1,0 +1,153 @@
+"""One definition of Syncline's AWS resources, read by the CDK app and by the local stack.
+
+Plain data, no AWS imports: ``infra/`` turns it into CloudFormation, ``syncline.local`` into moto
+resources, so what runs locally is what deploys.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from syncline.config import SynclineConfig
+
+NOTICE_SOURCE_PREFIX = "syncline."
+NOTICE_DETAIL_TYPE = "ChangeNotices"
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class TableSpec(_Spec):
+    name: str
+    partition_key: str = "pk"
+    ttl_attribute: str = "expires_at"
+
+
+class FunctionSpec(_Spec):
+    id: str
+    handler: str = Field(description="module.function under functions/")
+    timeout_seconds: int = 30
+    memory_mb: int = 512
+    reserved_concurrency: int | None = None
+    description: str = ""
+    environment: dict[str, str] = Field(default_factory=dict, description="function-specific settings")
+    # What the function touches: the CDK app grants exactly this, the local stack wires exactly this.
+    table_access: Literal["read", "readwrite"] | None = None
+    publishes_notices: bool = False
+    dead_letters_to: str | None = Field(None, description="QueueSpec.id whose DLQ it writes directly")
+    secrets: tuple[str, ...] = Field((), description="systems whose connection secret it reads")
+
+
+class QueueSpec(_Spec):
+    id: str
+    name: str
+    consumer: str = Field(description="FunctionSpec.id that consumes it")
+    batch_size: int = 10
+    max_batching_window_seconds: int = 1
+    max_receive_count: int = 5
+    retention_days: int = 4
+    dlq_retention_days: int = 14
+
+    @property
+    def dlq_name(self) -> str:
+        return f"{self.name}-dlq"
+
+
+class RuleSpec(_Spec):
+    id: str
+    name: str
+    pattern: dict[str, Any]
+    queue: str = Field(description="QueueSpec.id of the target")
+
+
+class ScheduleSpec(_Spec):
+    id: str
+    rate_seconds: int
+    function: str
+
+
+class RouteSpec(_Spec):
+    method: str
+    path: str
+    function: str
+
+
+class Topology(_Spec):
+    app: str
+    table: TableSpec
+    bus_name: str
+    functions: tuple[FunctionSpec, ...]
+    queues: tuple[QueueSpec, ...]
+    rules: tuple[RuleSpec, ...]
+    schedules: tuple[ScheduleSpec, ...]
+    routes: tuple[RouteSpec, ...] = ()
+
+    def function(self, function_id: str) -> FunctionSpec:
+        return next(f for f in self.functions if f.id == function_id)
+
+    def queue(self, queue_id: str) -> QueueSpec:
+        return next(q for q in self.queues if q.id == queue_id)
+
+    def visibility_timeout(self, queue: QueueSpec) -> int:
+        """AWS's advice: at least 6x the consumer's timeout, so a slow batch is not redelivered mid-run."""
+        return 6 * self.function(queue.consumer).timeout_seconds
+
+
+def build_topology(config: SynclineConfig) -> Topology:
+    """Derive every resource from the configuration file: one queue and one worker per target."""
+    app = config.app
+    erp_sources = sorted({p.source for p in config.pairs if config.systems[p.source].kind == "sage300"})
+    poller = FunctionSpec(
+        id="poller",
+        handler="handlers.poller.handler",
+        timeout_seconds=120,
+        reserved_concurrency=1,  # one ERP reader at a time: the ERP must never be overloaded
+        description="Sage 300 change detection (audit stamps, keyset pages, lookback) -> ChangeNotices",
+        environment={"SYNCLINE_SOURCE": erp_sources[0]} if erp_sources else {},
+        table_access="readwrite",
+        publishes_notices=True,
+        secrets=tuple(erp_sources),
+    )
+    functions = [poller]
+    queues = []
+    rules = []
+    for target in sorted({pair.target for pair in config.pairs}):
+        pairs = [p for p in config.pairs if p.target == target]
+        queue = QueueSpec(id=f"sync_{target}", name=f"{app}-sync-{target}", consumer=f"sync_{target}")
+        functions.append(
+            FunctionSpec(
+                id=queue.consumer,
+                handler="handlers.sync_worker.handler",
+                timeout_seconds=30,
+                description=f"Fetch-on-notify sync into {target}: source -> canonical -> state cache -> write",
+                environment={"SYNCLINE_TARGET": target},
+                table_access="readwrite",
+                dead_letters_to=queue.id,
+                secrets=tuple(sorted({target, *(p.source for p in pairs)})),
+            )
+        )
+        queues.append(queue)
+        rules.append(
+            RuleSpec(
+                id=f"to_{target}",
+                name=f"{app}-to-{target}",
+                pattern={
+                    "source": sorted({f"{NOTICE_SOURCE_PREFIX}{p.source}" for p in pairs}),
+                    "detail-type": [NOTICE_DETAIL_TYPE],
+                    "detail": {"entity": sorted({p.entity for p in pairs})},
+                },
+                queue=queue.id,
+            )
+        )
+    return Topology(
+        app=app,
+        table=TableSpec(name=f"{app}-state"),
+        bus_name=app,
+        functions=tuple(functions),
+        queues=tuple(queues),
+        rules=tuple(rules),
+        schedules=(ScheduleSpec(id="poll_erp", rate_seconds=config.poller.rate_seconds, function=poller.id),),
+    )

@@ -5,7 +5,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
-export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 1
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+CDK := npx --yes aws-cdk@2.1148.1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help install demo up test lint format typecheck unit integration e2e infra bench synth bundle deploy clean
@@ -19,7 +20,7 @@ $(BIN)/python:
 $(INSTALLED): $(BIN)/python requirements.txt requirements-dev.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
-	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	@touch $@
 
 install: $(INSTALLED) ## Create .venv and install the pinned requirements
@@ -44,6 +45,12 @@ typecheck: $(INSTALLED) ## mypy (strict) on functions/, infra/ and app.py
 unit: $(INSTALLED) ## Unit tests only (no network)
 	$(BIN)/pytest tests/unit
 
+integration: $(INSTALLED) ## Integration tests: moto server over HTTP, real PostgreSQL
+	$(BIN)/pytest tests/integration
+
+e2e: $(INSTALLED) ## End-to-end scenarios on the local stack
+	$(BIN)/pytest tests/e2e
+
 test: lint typecheck ## ruff, mypy and the whole suite (what CI runs)
 	$(BIN)/pytest
 
@@ -51,8 +58,17 @@ bench: $(INSTALLED) ## Benchmarks: figures in bench/results/, see docs/PERFORMAN
 	$(BIN)/python bench/backfill.py --rows 500000
 	$(BIN)/python bench/incremental.py --changes 10000
 
+infra: $(INSTALLED) ## CDK assertions, cdk-nag and cfn-lint on the synthesized stack
+	$(BIN)/pytest tests/infra
+
 synth: $(INSTALLED) ## Synthesise the CDK app into cdk.out/ (no Node CDK CLI needed)
 	$(BIN)/python app.py
+
+bundle: $(INSTALLED) ## Build build/lambda: functions/ + runtime wheels for python3.12 ARM64 (needs the package index)
+	$(BIN)/python -m infra.bundling
+
+deploy: bundle ## Deploy with the pinned CDK CLI (needs AWS credentials, a bootstrapped account, Node)
+	$(CDK) deploy --require-approval broadening
 
 clean: ## Remove build output and caches (keeps .venv)
 	rm -rf cdk.out build .pytest_cache .mypy_cache .ruff_cache

@@ -53,13 +53,14 @@ def _report(result: BatchResult) -> None:
     traces = sorted({record.trace_id for record in result.synced if record.trace_id})
     if traces:
         logger.set_correlation_id(traces[0])
+    # Latency first: at 100 values Powertools flushes on its own, and the counts below then go out at the end.
+    for latency in _latency_sample(result):
+        metrics.add_metric(name="SyncLatency", unit=MetricUnit.Milliseconds, value=latency)
     metrics.add_metric(name="Notices", unit=MetricUnit.Count, value=result.notices)
     metrics.add_metric(name="Synced", unit=MetricUnit.Count, value=len(result.synced))
     metrics.add_metric(name="Skipped", unit=MetricUnit.Count, value=result.skipped_unchanged + result.skipped_stale)
     metrics.add_metric(name="DeadLettered", unit=MetricUnit.Count, value=len(result.dead_letters))
     metrics.add_metric(name="FailedMessages", unit=MetricUnit.Count, value=len(result.failed_messages))
-    for latency in _latency_sample(result):
-        metrics.add_metric(name="SyncLatency", unit=MetricUnit.Milliseconds, value=latency)
     for letter in result.dead_letters:
         logger.warning("dead-lettered", extra={"reason": letter.reason, "letter": letter.model_dump(mode="json")})
     if result.failure:

@@ -21,7 +21,7 @@ from typing import Protocol
 from syncline.erp.sage300 import ICILOC_STREAM, ICITEM_STREAM, ChangeStream, StampedKey
 from syncline.models import ALL_LOCATIONS, ChangeNotice, inventory_key
 from syncline.ports import Checkpoint, CheckpointMoved, CheckpointStore, NoticePublisher
-from syncline.stamps import StampError, shift_stamp, version_of
+from syncline.stamps import StampError, parse_stamp, shift_stamp, stamp_of, version_of
 
 ENTITY = "inventory_level"
 # A DynamoDB item holds 400 KB; 16 bytes per remembered row keeps the checkpoint far below it.
@@ -93,8 +93,13 @@ def _poll_stream(
         page_size = min(limits.page_size, limits.max_rows_per_run - report.scanned)
         rows = scanner.scan_changes(stream, from_stamp=from_stamp, after=after, page_size=page_size)
         observed_at = clock()
+        horizon = version_of(*stamp_of(observed_at, limits.tz))
         notices = []
         for row in rows:
+            if _trustworthy(row, horizon, limits):
+                # The checkpoint only moves over real, past stamps: a row stamped in the future or with
+                # a broken stamp sorts after today's changes and would otherwise hide them for good.
+                position = row.position
             marker = (row.version, _key_hash(row.key))
             if marker in recent:
                 report.already_seen += 1
@@ -106,7 +111,7 @@ def _poll_stream(
         report.scanned += len(rows)
         report.emitted += len(notices)
         if rows:
-            position = after = rows[-1].position
+            after = rows[-1].position
         if len(rows) < page_size:
             break
     else:
@@ -123,6 +128,16 @@ def _poll_stream(
         except CheckpointMoved:
             report.checkpoint_moved = True
     return report
+
+
+def _trustworthy(row: StampedKey, horizon: int, limits: PollLimits) -> bool:
+    if row.version > horizon:
+        return False
+    try:
+        parse_stamp(row.audit_date, row.audit_time, limits.tz)
+    except StampError:
+        return False
+    return True
 
 
 def _start(checkpoint: Checkpoint, limits: PollLimits) -> tuple[tuple[object, ...] | None, tuple[int, int] | None]:
@@ -144,7 +159,8 @@ def _prune(
 ) -> frozenset[tuple[int, int]]:
     """Keep only what the next rescan can meet again: rows inside the lookback window."""
     if position is None:
-        return frozenset()
+        # Nothing trustworthy seen yet: remember everything emitted, or the next run re-emits it.
+        return frozenset(sorted(recent, reverse=True)[:MAX_REMEMBERED])
     audit_date, audit_time = int(str(position[0])), int(str(position[1]))
     try:
         floor = version_of(*shift_stamp(audit_date, audit_time, -limits.lookback, limits.tz))

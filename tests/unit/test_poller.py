@@ -103,3 +103,18 @@ def test_a_concurrent_poller_that_advanced_first_wins_the_checkpoint() -> None:
     reports = _poll(erp, Racing(), publisher)
     assert all(r.checkpoint_moved for r in reports)
     assert _keys(publisher) == ["F1|1", "F1|*"]  # published anyway: a duplicate is harmless downstream
+
+
+def test_a_future_or_broken_stamp_does_not_hide_later_changes() -> None:
+    erp, checkpoints, publisher = MemoryErp(), MemoryCheckpoints(), ListPublisher()
+    erp.put("OK", "1", 1, (20261123, 11000000))
+    erp.put("BROKEN", "1", 1, (20261131, 11000000))  # 31 November sorts after every real stamp
+    erp.put("FUTURE", "1", 1, (20271231, 0))  # a clock set a year ahead
+    _poll(erp, checkpoints, publisher)
+    assert sorted(k for k in _keys(publisher) if k.endswith("|1")) == ["BROKEN|1", "FUTURE|1", "OK|1"]
+    assert checkpoints.load("sage300", "ICILOC").position == (20261123, 11000000, "OK", "1")
+
+    erp.put("LATER", "1", 1, (20261123, 11300000))
+    later = ListPublisher()
+    _poll(erp, checkpoints, later)
+    assert _keys(later) == ["LATER|1", "LATER|*"]  # and the odd rows are not emitted again

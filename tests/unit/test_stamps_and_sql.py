@@ -35,8 +35,8 @@ def test_versions_sort_like_stamps_and_shift_crosses_midnight() -> None:
 def test_keyset_predicate_is_expanded_without_row_values() -> None:
     # Given the ICILOC order columns, when the predicate is built, then it is an OR of conjunctions.
     predicate = keyset_after(("A", "B", "C"))
-    assert predicate == "((A > %s) OR (A = %s AND B > %s) OR (A = %s AND B = %s AND C > %s))"
-    assert keyset_params([1, 2, 3]) == [1, 1, 2, 1, 2, 3]
+    assert predicate == "(A >= %s AND ((A > %s) OR (A = %s AND B > %s) OR (A = %s AND B = %s AND C > %s)))"
+    assert keyset_params([1, 2, 3]) == [1, 1, 1, 2, 1, 2, 3]
     assert predicate.count("%s") == len(keyset_params([1, 2, 3]))
 
 

@@ -6,6 +6,7 @@ import json
 import struct
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -15,11 +16,9 @@ from syncline.ports import Checkpoint, CheckpointMoved, KnownState
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
-    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 _MARKER = struct.Struct(">qq")  # (version, key hash) of a row the poller already emitted
 BATCH_GET_LIMIT = 100
-TRANSACT_LIMIT = 100
 
 
 class DynamoCheckpointStore:
@@ -68,8 +67,9 @@ class DynamoCheckpointStore:
 class DynamoStateStore:
     """``ST#{pair}#{entity}#{key}``: content hash and source version of what the target last received."""
 
-    def __init__(self, client: DynamoDBClient, table: str) -> None:
-        self._client, self._table = client, table
+    def __init__(self, client: DynamoDBClient, table: str, concurrency: int = 8) -> None:
+        # boto3 clients are thread-safe; the pool overlaps round trips within one invocation.
+        self._client, self._table, self._concurrency = client, table, concurrency
 
     def get_many(self, pair: str, entity: str, keys: Sequence[str]) -> Mapping[str, KnownState]:
         found: dict[str, KnownState] = {}
@@ -97,54 +97,40 @@ class DynamoStateStore:
         return found
 
     def commit_many(self, pair: str, entity: str, states: Mapping[str, KnownState]) -> set[str]:
-        """Conditional puts in transactions of 100; a key already at a newer version is left alone."""
+        """One conditional put per key, issued concurrently; a key already at a newer version is left alone.
+
+        Not TransactWriteItems: keys are independent, so a transaction would only add all-or-nothing
+        cancellations and cost twice the write units.
+        """
         prefix = _state_prefix(pair, entity)
         now = datetime.now(UTC).isoformat()
-        written: set[str] = set()
-        keys = list(states)
-        for start in range(0, len(keys), TRANSACT_LIMIT):
-            pending = keys[start : start + TRANSACT_LIMIT]
-            for attempt in range(6):
-                if not pending:
-                    break
-                try:
-                    self._client.transact_write_items(
-                        TransactItems=[_state_put(self._table, prefix + key, states[key], now) for key in pending]
-                    )
-                except ClientError as exc:
-                    if exc.response["Error"]["Code"] != "TransactionCanceledException":
-                        raise
-                    reasons = exc.response.get("CancellationReasons", [])
-                    # Drop keys already stored at a newer version; retry the rest (conflicts, throttles).
-                    stale = {
-                        key
-                        for key, r in zip(pending, reasons, strict=False)
-                        if r.get("Code") == "ConditionalCheckFailed"
-                    }
-                    pending = [key for key in pending if key not in stale]
-                    time.sleep(0 if stale else min(0.05 * 2**attempt, 1.0))
-                else:
-                    written.update(pending)
-                    pending = []
-            if pending:
-                raise RuntimeError(f"state commit kept being cancelled for {len(pending)} keys; retry the batch")
-        return written
 
+        def put(key: str) -> str | None:
+            state = states[key]
+            try:
+                self._client.put_item(
+                    TableName=self._table,
+                    Item={
+                        "pk": {"S": prefix + key},
+                        "content_hash": {"S": state.content_hash},
+                        "version": {"N": str(state.version)},
+                        "synced_at": {"S": now},
+                    },
+                    ConditionExpression="attribute_not_exists(pk) OR version <= :version",
+                    ExpressionAttributeValues={":version": {"N": str(state.version)}},
+                )
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                    return None
+                raise
+            return key
 
-def _state_put(table: str, pk: str, state: KnownState, now: str) -> TransactWriteItemTypeDef:
-    return {
-        "Put": {
-            "TableName": table,
-            "Item": {
-                "pk": {"S": pk},
-                "content_hash": {"S": state.content_hash},
-                "version": {"N": str(state.version)},
-                "synced_at": {"S": now},
-            },
-            "ConditionExpression": "attribute_not_exists(pk) OR version <= :version",
-            "ExpressionAttributeValues": {":version": {"N": str(state.version)}},
-        }
-    }
+        if len(states) <= 1:
+            written = [put(key) for key in states]
+        else:
+            with ThreadPoolExecutor(max_workers=min(self._concurrency, len(states))) as pool:
+                written = list(pool.map(put, states))
+        return {key for key in written if key is not None}
 
 
 def _checkpoint_pk(source: str, stream: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from syncline.erp.sage300 import INVENTORY_FIELDS
 from syncline.models import InventoryLevel, inventory_key
 
 SCHEMA_SQL = """
@@ -29,19 +30,7 @@ CREATE TABLE IF NOT EXISTS inventory_levels (
 )
 """
 
-COLUMNS = (
-    "sku",
-    "location",
-    "on_hand",
-    "reserved",
-    "available",
-    "on_order",
-    "description",
-    "unit",
-    "active",
-    "source_version",
-    "source_updated_at",
-)
+COLUMNS = INVENTORY_FIELDS  # the storefront's columns are the canonical fields, in the same order
 _TYPES = (
     "text",
     "text",
@@ -76,19 +65,7 @@ def ensure_schema(connection: Any) -> None:
 
 
 def as_row(level: InventoryLevel) -> tuple[Any, ...]:
-    return (
-        level.sku,
-        level.location,
-        level.on_hand,
-        level.reserved,
-        level.available,
-        level.on_order,
-        level.description,
-        level.unit,
-        level.active,
-        level.source_version,
-        level.source_updated_at,
-    )
+    return tuple(getattr(level, column) for column in COLUMNS)
 
 
 class PostgresStorefront:
@@ -106,21 +83,27 @@ class PostgresStorefront:
         return {inventory_key(sku, location) for sku, location in rows}
 
     def bulk_load(self, rows: Iterable[Sequence[tuple[Any, ...]]]) -> int:
-        """Stream pages of ``as_row`` tuples through COPY into a staging table, then merge once.
+        """Stream pages of ``as_row``-ordered tuples in with COPY; returns the rows streamed.
 
-        Used by backfill: COPY is PostgreSQL's fastest way in, and the single guarded merge keeps the
-        newest-version-wins rule even when the storefront already holds rows.
+        Into an empty table (initial load) COPY goes straight to ``inventory_levels``; otherwise into a
+        staging table and one guarded merge, so newest-version-wins holds for a catch-up load too.
+        The table lock keeps incremental writers waiting for the few seconds a load takes.
         """
         count = 0
         connection = self._connection()
         with connection.transaction():
-            connection.execute(
-                "CREATE TEMP TABLE staged_inventory (LIKE inventory_levels INCLUDING DEFAULTS) ON COMMIT DROP"
-            )
-            with connection.cursor().copy(f"COPY staged_inventory ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+            connection.execute("LOCK TABLE inventory_levels IN SHARE ROW EXCLUSIVE MODE")
+            empty = connection.execute("SELECT NOT EXISTS (SELECT 1 FROM inventory_levels)").fetchone()[0]
+            table = "inventory_levels" if empty else "staged_inventory"
+            if not empty:
+                connection.execute(
+                    "CREATE TEMP TABLE staged_inventory (LIKE inventory_levels INCLUDING DEFAULTS) ON COMMIT DROP"
+                )
+            with connection.cursor().copy(f"COPY {table} ({', '.join(COLUMNS)}) FROM STDIN") as copy:
                 for page in rows:
                     for row in page:
                         copy.write_row(row)
                     count += len(page)
-            connection.execute(MERGE_STAGED_SQL)
+            if not empty:
+                connection.execute(MERGE_STAGED_SQL)
         return count

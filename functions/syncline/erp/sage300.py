@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, Protocol
 
 from syncline.erp.sql import first_rows, in_list, keyset_after, keyset_params
@@ -20,6 +21,8 @@ from syncline.stamps import StampError, parse_stamp, version_of
 # SQL Server allows 2,100 parameters per statement; stay well below it.
 MAX_IN_LIST = 1000
 _SCALE = Decimal("0.0001")
+_ZERO = Decimal(0)
+_TIME_SCALE = 10**8
 
 
 class Cursor(Protocol):
@@ -67,20 +70,21 @@ ICILOC_STREAM = ChangeStream("ICILOC", "ICILOC", ("ITEMNO", "LOCATION"))
 ICITEM_STREAM = ChangeStream("ICITEM", "ICITEM", ("ITEMNO",))
 STREAMS: Mapping[str, ChangeStream] = {s.name: s for s in (ICILOC_STREAM, ICITEM_STREAM)}
 
+# Fixed-width CHAR keys and texts are trimmed by the server (RTRIM is ANSI enough for both engines).
 FETCH_COLUMNS = (
-    "l.ITEMNO",
-    "l.LOCATION",
+    "RTRIM(l.ITEMNO)",
+    "RTRIM(l.LOCATION)",
     "l.QTYONHAND",
     "l.QTYCOMMIT",
     "l.QTYSALORDR",
     "l.QTYONORDER",
-    "l.AUDTDATE",
-    "l.AUDTTIME",
-    'i."DESC"',
-    "i.STOCKUNIT",
+    "CAST(l.AUDTDATE AS INT)",  # numeric(9,0) -> int: half the client-side decoding cost
+    "CAST(l.AUDTTIME AS INT)",
+    'RTRIM(i."DESC")',
+    "RTRIM(i.STOCKUNIT)",
     "i.INACTIVE",
-    "i.AUDTDATE",
-    "i.AUDTTIME",
+    "CAST(i.AUDTDATE AS INT)",
+    "CAST(i.AUDTTIME AS INT)",
 )
 FETCH_FIELDS = (
     "ITEMNO",
@@ -183,57 +187,85 @@ class Sage300Reader:
 
 
 def _as_record(row: Sequence[Any]) -> dict[str, Any]:
-    record = dict(zip(FETCH_FIELDS, row, strict=True))
-    for field in ("ITEMNO", "LOCATION", "DESC", "STOCKUNIT"):
-        if isinstance(record[field], str):
-            record[field] = record[field].rstrip()
-    return record
+    return dict(zip(FETCH_FIELDS, row, strict=True))
 
 
 class MappingError(ValueError):
     """A fetched ERP row that cannot become a canonical record; permanent, so it goes to the DLQ."""
 
 
-def to_inventory_level(record: Mapping[str, Any], locations: Mapping[str, str], tz: tzinfo = UTC) -> InventoryLevel:
-    """Map one fetched row to the canonical ``InventoryLevel``, or raise ``MappingError`` with the reason.
+# Canonical field order of an inventory row: InventoryLevel's fields, the storefront's columns.
+INVENTORY_FIELDS = (
+    "sku",
+    "location",
+    "on_hand",
+    "reserved",
+    "available",
+    "on_order",
+    "description",
+    "unit",
+    "active",
+    "source_version",
+    "source_updated_at",
+)
+
+
+def inventory_row(record: Mapping[str, Any], locations: Mapping[str, str], tz: tzinfo = UTC) -> tuple[Any, ...]:
+    """Map one fetched row to canonical inventory values (``INVENTORY_FIELDS`` order) or raise ``MappingError``.
 
     ``reserved`` is what Sage has committed to shipments (QTYCOMMIT); ``available`` is on hand less
-    reserved, floored at zero, since a store cannot sell oversold stock.
+    reserved, floored at zero, since a store cannot sell oversold stock. The one place these rules
+    live: the incremental path validates the result as a model, the bulk path streams it as a row.
     """
-    erp_location = str(record["LOCATION"])
-    if erp_location not in locations:
+    erp_location = record["LOCATION"]
+    target_location = locations.get(erp_location)
+    if target_location is None:
         raise MappingError(
             f"location {erp_location!r} is not mapped for this pair; add it to the pair's locations in syncline.toml"
         )
-    on_hand = _quantity(record, "QTYONHAND")
-    reserved = _quantity(record, "QTYCOMMIT")
+    on_hand, reserved, on_order = (
+        _quantity(record, "QTYONHAND"),
+        _quantity(record, "QTYCOMMIT"),
+        _quantity(record, "QTYONORDER"),
+    )
+    row_date, row_time = int(record["AUDTDATE"]), int(record["AUDTTIME"])
+    item_date, item_time = int(record["ITEM_AUDTDATE"]), int(record["ITEM_AUDTTIME"])
     try:
-        row_moment = parse_stamp(record["AUDTDATE"], record["AUDTTIME"], tz)
-        item_moment = parse_stamp(record["ITEM_AUDTDATE"], record["ITEM_AUDTTIME"], tz)
+        row_moment = _moment(row_date, row_time, tz)
+        item_moment = _moment(item_date, item_time, tz)
     except StampError as exc:
         raise MappingError(f"unparsable audit stamp: {exc}") from None
-    row_version = version_of(record["AUDTDATE"], record["AUDTTIME"])
-    item_version = version_of(record["ITEM_AUDTDATE"], record["ITEM_AUDTTIME"])
-    return InventoryLevel(
-        sku=str(record["ITEMNO"]),
-        location=locations[erp_location],
-        on_hand=on_hand,
-        reserved=reserved,
-        available=max(on_hand - reserved, Decimal(0)),
-        on_order=_quantity(record, "QTYONORDER"),
-        description=record["DESC"] or None,
-        unit=record["STOCKUNIT"] or None,
-        active=not bool(record["INACTIVE"]),
-        source_version=max(row_version, item_version),
-        source_updated_at=max(row_moment, item_moment).astimezone(UTC),
+    return (
+        record["ITEMNO"],
+        target_location,
+        on_hand,
+        reserved,
+        on_hand - reserved if on_hand > reserved else _ZERO,
+        on_order,
+        record["DESC"] or None,
+        record["STOCKUNIT"] or None,
+        not record["INACTIVE"],
+        max(row_date * _TIME_SCALE + row_time, item_date * _TIME_SCALE + item_time),  # = version_of, inlined
+        max(row_moment, item_moment),
     )
+
+
+def to_inventory_level(record: Mapping[str, Any], locations: Mapping[str, str], tz: tzinfo = UTC) -> InventoryLevel:
+    """The validated canonical record of one fetched row (see :func:`inventory_row`)."""
+    return InventoryLevel(**dict(zip(INVENTORY_FIELDS, inventory_row(record, locations, tz), strict=True)))
+
+
+@lru_cache(maxsize=4096)
+def _moment(audit_date: int, audit_time: int, tz: tzinfo) -> datetime:
+    # Bulk loads meet the same stamps over and over; parse each once.
+    return parse_stamp(audit_date, audit_time, tz).astimezone(UTC)
 
 
 def _quantity(record: Mapping[str, Any], field: str) -> Decimal:
     value = record[field]
     if value is None:
         raise MappingError(f"{field} is empty")
-    quantity = Decimal(value)
+    quantity = value if isinstance(value, Decimal) else Decimal(value)
     if quantity < 0:
         raise MappingError(f"negative quantity: {field} = {quantity}")
     # One scale (the ERP's four decimals) so 5.0000 and 5 hash the same.

@@ -12,19 +12,20 @@ from collections.abc import Sequence
 def keyset_after(columns: Sequence[str]) -> str:
     """Predicate for "strictly after (c1, c2, …) = (%s, %s, …)" in ``ORDER BY c1, c2, …`` order.
 
-    Expanded form: ``c1 > ? OR (c1 = ? AND c2 > ?) OR …``; its parameters come from
-    :func:`keyset_params`.
+    Expanded form: ``c1 >= ? AND (c1 > ? OR (c1 = ? AND c2 > ?) OR …)``; its parameters come from
+    :func:`keyset_params`. The redundant leading ``c1 >= ?`` is what lets SQL Server and PostgreSQL
+    seek the index and stop after one page, instead of sorting every remaining row for each page.
     """
     terms = []
     for i, column in enumerate(columns):
         equals = [f"{previous} = %s" for previous in columns[:i]]
         terms.append("(" + " AND ".join([*equals, f"{column} > %s"]) + ")")
-    return "(" + " OR ".join(terms) + ")"
+    return f"({columns[0]} >= %s AND (" + " OR ".join(terms) + "))"
 
 
 def keyset_params(values: Sequence[object]) -> list[object]:
     """Parameters for :func:`keyset_after` over the same columns, in placeholder order."""
-    params: list[object] = []
+    params: list[object] = [values[0]]
     for i, value in enumerate(values):
         params.extend(values[:i])
         params.append(value)

@@ -87,7 +87,7 @@ class LocalFunction:
         with _ENV_LOCK, self._environment(), self._logs() as log:
             try:
                 result.response = self.handler()(event, context)
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:
                 result.error = exc
                 log.write(
                     json.dumps(

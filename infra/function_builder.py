@@ -1,0 +1,151 @@
+"""The one place a Syncline Lambda function is defined: same defaults for all, grants from the spec only."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from aws_cdk import Acknowledgment, Duration, Validations
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra.constructs import pascal
+from syncline.config import System
+from syncline.settings import ENV_BUS, ENV_DLQ_URL, ENV_TABLE
+from syncline.topology import FunctionSpec
+
+RUNTIME = lambda_.Runtime.PYTHON_3_12
+ARCHITECTURE = lambda_.Architecture.ARM_64
+LOG_RETENTION = logs.RetentionDays.ONE_MONTH
+POWERTOOLS_ENVIRONMENT = {
+    "POWERTOOLS_SERVICE_NAME": "syncline",
+    "POWERTOOLS_METRICS_NAMESPACE": "Syncline",
+    # Matches the function's application log level below; Lambda drops records under that level anyway.
+    "POWERTOOLS_LOG_LEVEL": "INFO",
+}
+
+
+def import_secrets(scope: Construct, systems: Mapping[str, System]) -> dict[str, secretsmanager.ISecret]:
+    """Reference (never create) each system's connection secret, by the name or full ARN in the config."""
+    secrets: dict[str, secretsmanager.ISecret] = {}
+    for name, system in systems.items():
+        construct_id = f"{pascal(name)}Secret"
+        secrets[name] = (
+            secretsmanager.Secret.from_secret_complete_arn(scope, construct_id, system.secret)
+            if system.secret.startswith("arn:")
+            else secretsmanager.Secret.from_secret_name_v2(scope, construct_id, system.secret)
+        )
+    return secrets
+
+
+class FunctionBuilder:
+    """Builds every function the topology declares with one set of defaults.
+
+    python3.12 on ARM64, JSON logs into a log group with retention, X-Ray active tracing, Powertools
+    settings, and an execution role of its own holding exactly what the ``FunctionSpec`` declares:
+    table read or read-write, PutEvents on the bus, SendMessage to one DLQ, reading the secrets of the
+    systems it names. No VPC placement yet: the functions reach the systems at public addresses.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        *,
+        code: lambda_.Code,
+        table: dynamodb.ITable,
+        bus: events.IEventBus,
+        dead_letter_queues: Mapping[str, sqs.IQueue],
+        secrets: Mapping[str, secretsmanager.ISecret],
+    ) -> None:
+        self._scope = scope
+        self._code = code
+        self._table = table
+        self._bus = bus
+        self._dead_letter_queues = dead_letter_queues
+        self._secrets = secrets
+
+    def build(self, spec: FunctionSpec) -> lambda_.Function:
+        """Create the function (with its role and log group) under a construct named after ``spec.id``."""
+        scope = Construct(self._scope, pascal(spec.id))
+        log_group = logs.LogGroup(scope, "Logs", retention=LOG_RETENTION)
+        # A role of our own instead of the default one with AWSLambdaBasicExecutionRole, whose log
+        # permissions apply to every log group in the account: this one may write to its own group only.
+        role = iam.Role(
+            scope,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"Execution role of the Syncline {spec.id} function",
+        )
+        log_group.grant_write(role)
+        function = lambda_.Function(
+            scope,
+            "Function",
+            code=self._code,
+            handler=spec.handler,
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            description=spec.description,
+            timeout=Duration.seconds(spec.timeout_seconds),
+            memory_size=spec.memory_mb,
+            reserved_concurrent_executions=spec.reserved_concurrency,
+            environment=self._environment(spec),
+            role=role,
+            log_group=log_group,
+            logging_format=lambda_.LoggingFormat.JSON,
+            application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
+            system_log_level_v2=lambda_.SystemLogLevel.INFO,
+            tracing=lambda_.Tracing.ACTIVE,
+        )
+        self._grant(spec, function)
+        self._acknowledge(function, role)
+        return function
+
+    def _environment(self, spec: FunctionSpec) -> dict[str, str]:
+        # Names and references only: credentials are read from Secrets Manager at run time.
+        environment = {
+            **POWERTOOLS_ENVIRONMENT,
+            # Every function's Settings requires the table name, whatever its access.
+            ENV_TABLE: self._table.table_name,
+            **spec.environment,
+        }
+        if spec.publishes_notices:
+            environment[ENV_BUS] = self._bus.event_bus_name
+        if spec.dead_letters_to:
+            environment[ENV_DLQ_URL] = self._dead_letter_queues[spec.dead_letters_to].queue_url
+        return environment
+
+    def _grant(self, spec: FunctionSpec, function: lambda_.Function) -> None:
+        if spec.table_access == "read":
+            self._table.grant_read_data(function)
+        elif spec.table_access == "readwrite":
+            self._table.grant_read_write_data(function)
+        if spec.publishes_notices:
+            self._bus.grant_put_events_to(function)
+        if spec.dead_letters_to:
+            self._dead_letter_queues[spec.dead_letters_to].grant_send_messages(function)
+        for system in spec.secrets:
+            # grant_read knows the ARN forms: a secret imported by name is matched with the "-??????"
+            # suffix Secrets Manager appends. It grants GetSecretValue and DescribeSecret, nothing else.
+            self._secrets[system].grant_read(function)
+
+    def _acknowledge(self, function: lambda_.Function, role: iam.Role) -> None:
+        """cdk-nag findings that are the price of the defaults above, with the reason for each."""
+        Validations.of(function.node.default_child or function).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-L1",
+                reason="Pinned to python3.12: the bundled wheels (pydantic-core, pymssql, psycopg) are "
+                "built for it; the runtime moves with requirements.txt, deliberately.",
+            )
+        )
+        Validations.of(role).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-IAM5[Resource::*]",
+                reason="X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level permissions; "
+                "CDK adds them for active tracing. Every other statement names its resource.",
+            )
+        )

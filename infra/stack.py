@@ -1,0 +1,78 @@
+"""The Syncline stack: a thin composition of one construct per capability, driven by the topology."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import Annotations, Environment, Stack
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from infra import FUNCTIONS_DIR
+from infra.bundling import IGNORED, MARKER
+from infra.constructs import pascal
+from infra.constructs.notice_bus import NoticeBus
+from infra.constructs.schedules import Schedules
+from infra.constructs.state_table import StateTable
+from infra.constructs.sync_queue import SyncQueue
+from infra.function_builder import FunctionBuilder, import_secrets
+from syncline.config import SynclineConfig
+from syncline.topology import Topology
+
+
+class SynclineStack(Stack):
+    """State table, notice bus, one queue + worker per target, the ERP poller and its schedule."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: SynclineConfig,
+        topology: Topology,
+        code_dir: Path,
+        env: Environment | None = None,
+    ) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            env=env,
+            description="Syncline: keeps the ERP, stores and databases in agreement",
+        )
+        if topology.routes:
+            # Fail loudly rather than deploy without a declared webhook endpoint.
+            raise NotImplementedError("the webhook API (topology.routes) is not part of the stack yet")
+
+        self.state = StateTable(self, "State", spec=topology.table)
+        self.notices = NoticeBus(self, "Notices", bus_name=topology.bus_name)
+        self.queues = {
+            spec.id: SyncQueue(
+                self,
+                f"{pascal(spec.id)}Queue",
+                spec=spec,
+                visibility_timeout_seconds=topology.visibility_timeout(spec),
+            )
+            for spec in topology.queues
+        }
+        for rule in topology.rules:
+            self.notices.route(rule, self.queues[rule.queue])
+
+        builder = FunctionBuilder(
+            self,
+            code=lambda_.Code.from_asset(str(code_dir), exclude=[*IGNORED, MARKER]),
+            table=self.state.table,
+            bus=self.notices.bus,
+            dead_letter_queues={queue_id: queue.dead_letter_queue for queue_id, queue in self.queues.items()},
+            secrets=import_secrets(self, config.systems),
+        )
+        self.functions = {spec.id: builder.build(spec) for spec in topology.functions}
+        for queue in self.queues.values():
+            queue.feed(self.functions[queue.spec.consumer])
+        self.schedules = Schedules(self, "Schedules", specs=topology.schedules, functions=self.functions)
+
+        if code_dir.resolve() == FUNCTIONS_DIR.resolve():
+            Annotations.of(self).add_warning_v2(
+                "syncline:UnbundledCode",
+                "The Lambda code asset is functions/ without its dependencies (no current build/lambda): "
+                "fine to synthesise and test, broken if deployed. Run `make bundle` first.",
+            )

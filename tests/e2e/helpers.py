@@ -1,0 +1,55 @@
+"""Helpers for end-to-end scenarios on the local stack."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from syncline.config import DEFAULT_PATH
+
+LOCATION_MAP = {"1": "main", "2": "east", "3": "west"}
+
+
+def config_with(tmp_path: Path, **poller: int) -> Path:
+    """The default configuration with some ``[poller]`` values replaced."""
+    lines = []
+    for line in DEFAULT_PATH.read_text().splitlines():
+        name = line.split("=")[0].strip()
+        lines.append(f"{name} = {poller[name]}" if name in poller else line)
+    path = tmp_path / "syncline.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def expected_levels(stack: Any) -> dict[tuple[str, str], tuple[Decimal, Decimal]]:
+    """What the storefront must hold: every ERP row at a mapped location, as (on hand, available)."""
+    return {
+        (item, LOCATION_MAP[location]): (on_hand, max(on_hand - committed, Decimal(0)))
+        for (item, location), (on_hand, committed, _) in stack.erp().stock().items()
+        if location in LOCATION_MAP and on_hand >= 0
+    }
+
+
+def storefront_levels(stack: Any) -> dict[tuple[str, str], tuple[Decimal, Decimal]]:
+    rows = stack.storefront().execute("SELECT sku, location, on_hand, available FROM inventory_levels").fetchall()
+    return {(sku, location): (on_hand, available) for sku, location, on_hand, available in rows}
+
+
+def count_storefront_writes(stack: Any) -> Any:
+    """Install a trigger that logs every write to inventory_levels; returns a function reading the count."""
+    connection = stack.storefront()
+    connection.execute(
+        """
+        CREATE TABLE write_log (sku text, location text, source_version bigint);
+        CREATE FUNCTION log_write() RETURNS trigger AS $$
+        BEGIN INSERT INTO write_log VALUES (NEW.sku, NEW.location, NEW.source_version); RETURN NEW; END $$ LANGUAGE plpgsql;
+        CREATE TRIGGER log_write AFTER INSERT OR UPDATE ON inventory_levels FOR EACH ROW EXECUTE FUNCTION log_write();
+        """
+    )
+
+    def writes() -> int:
+        row = connection.execute("SELECT count(*) FROM write_log").fetchone()
+        return int(row[0])
+
+    return writes

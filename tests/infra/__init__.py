@@ -1,0 +1,1 @@
+"""Infrastructure tests: CDK Template assertions on the synthesized stack."""

@@ -56,7 +56,7 @@ test: lint typecheck ## ruff, mypy and the whole suite (what CI runs)
 
 bench: $(INSTALLED) ## Benchmarks: figures in bench/results/, see docs/PERFORMANCE.md
 	$(BIN)/python bench/backfill.py --rows 500000
-	$(BIN)/python bench/incremental.py --changes 10000
+	$(BIN)/python bench/incremental.py --changes 10000 --rate 150
 
 infra: $(INSTALLED) ## CDK assertions, cdk-nag and cfn-lint on the synthesized stack
 	$(BIN)/pytest tests/infra

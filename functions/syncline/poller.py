@@ -2,8 +2,8 @@
 
 Per change stream (ICILOC, ICITEM) one run:
 1. starts at the checkpoint: exactly after its position when the last run stopped at its row
-   budget, or ``lookback`` earlier when it had caught up, so a row committed late with an earlier
-   stamp is still seen;
+   budget or between rescans; and, every ``rescan_every``, a whole ``lookback`` earlier, so a row committed late with an earlier stamp is still seen without
+   re-reading the whole window on every run;
 2. reads keyset pages (bounded page size and row budget, so the ERP is never overloaded);
 3. skips rows it already emitted at the same version (remembered for the lookback window);
 4. publishes notices, then advances the checkpoint with a conditional write, so two concurrent
@@ -24,8 +24,9 @@ from syncline.ports import Checkpoint, CheckpointMoved, CheckpointStore, NoticeP
 from syncline.stamps import StampError, parse_stamp, shift_stamp, stamp_of, version_of
 
 ENTITY = "inventory_level"
-# A DynamoDB item holds 400 KB; 16 bytes per remembered row keeps the checkpoint far below it.
-MAX_REMEMBERED = 15_000
+# A DynamoDB item holds 400 KB; at 8 bytes per remembered row 40,000 rows keep the checkpoint below it.
+MAX_REMEMBERED = 40_000
+_MINUTE = 10_000  # version // _MINUTE = yyyymmddhhmm: the bucket markers are pruned by
 
 
 class ChangeScanner(Protocol):
@@ -44,6 +45,7 @@ class PollLimits:
     page_size: int = 500
     max_rows_per_run: int = 20_000
     lookback: timedelta = timedelta(minutes=5)
+    rescan_every: timedelta = timedelta(minutes=1)
     tz: tzinfo = UTC
 
 
@@ -87,7 +89,8 @@ def _poll_stream(
     report = StreamReport(stream.name)
     checkpoint = checkpoints.load(source, stream.name)
     recent = set(checkpoint.recent)
-    after, from_stamp = _start(checkpoint, limits)
+    started_at = clock()
+    after, from_stamp, full_rescan = _start(checkpoint, limits, started_at)
     position = checkpoint.position
     while report.scanned < limits.max_rows_per_run:
         page_size = min(limits.page_size, limits.max_rows_per_run - report.scanned)
@@ -100,7 +103,7 @@ def _poll_stream(
                 # The checkpoint only moves over real, past stamps: a row stamped in the future or with
                 # a broken stamp sorts after today's changes and would otherwise hide them for good.
                 position = row.position
-            marker = (row.version, _key_hash(row.key))
+            marker = (row.version // _MINUTE, _row_hash(row.key, row.version))
             if marker in recent:
                 report.already_seen += 1
                 continue
@@ -122,6 +125,7 @@ def _poll_stream(
             caught_up=report.caught_up,
             recent=_prune(recent, position, limits),
             revision=checkpoint.revision + 1,
+            rescanned_at=started_at.timestamp() if full_rescan else checkpoint.rescanned_at,
         )
         try:
             checkpoints.save(source, stream.name, advanced, expected_revision=checkpoint.revision)
@@ -140,18 +144,27 @@ def _trustworthy(row: StampedKey, horizon: int, limits: PollLimits) -> bool:
     return True
 
 
-def _start(checkpoint: Checkpoint, limits: PollLimits) -> tuple[tuple[object, ...] | None, tuple[int, int] | None]:
-    """(after, from_stamp) for the first page of a run."""
+def _start(
+    checkpoint: Checkpoint, limits: PollLimits, now: datetime
+) -> tuple[tuple[object, ...] | None, tuple[int, int] | None, bool]:
+    """(after, from_stamp, full_rescan) for the first page of a run."""
     if checkpoint.position is None:
-        return None, (0, 0)
+        return None, (0, 0), True
     audit_date, audit_time = int(str(checkpoint.position[0])), int(str(checkpoint.position[1]))
     if not checkpoint.caught_up or not limits.lookback:
-        return checkpoint.position, None
+        return checkpoint.position, None, False
+    due = (
+        checkpoint.rescanned_at is None
+        or now.timestamp() - checkpoint.rescanned_at >= limits.rescan_every.total_seconds()
+    )
+    if not due:
+        # Between rescans, resume after the position; a late commit waits for the next rescan.
+        return checkpoint.position, None, False
     try:
-        return None, shift_stamp(audit_date, audit_time, -limits.lookback, limits.tz)
+        return None, shift_stamp(audit_date, audit_time, -limits.lookback, limits.tz), True
     except StampError:
         # The last row had a broken stamp: no window can be computed around it, resume after it.
-        return checkpoint.position, None
+        return checkpoint.position, None, False
 
 
 def _prune(
@@ -166,13 +179,14 @@ def _prune(
         floor = version_of(*shift_stamp(audit_date, audit_time, -limits.lookback, limits.tz))
     except StampError:
         floor = version_of(audit_date, audit_time)
-    kept = sorted((marker for marker in recent if marker[0] >= floor), reverse=True)
+    kept = sorted((marker for marker in recent if marker[0] >= floor // _MINUTE), reverse=True)
     # Past the cap the oldest are forgotten: at worst they are re-emitted, and the worker skips them.
     return frozenset(kept[:MAX_REMEMBERED])
 
 
-def _key_hash(key: tuple[str, ...]) -> int:
-    digest = hashlib.blake2b("\x1f".join(key).encode(), digest_size=8).digest()
+def _row_hash(key: tuple[str, ...], version: int) -> int:
+    """64 bits identifying (key, version): a collision could only hide one change until the next one."""
+    digest = hashlib.blake2b(f"{version}\x1f{chr(31).join(key)}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 
 

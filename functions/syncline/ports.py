@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Protocol
 
 from syncline.models import ChangeNotice, DeadLetter, InventoryLevel, UnparsableMessage
@@ -19,15 +20,18 @@ class Checkpoint:
 
     ``position`` is the keyset position of the last row handled (AUDTDATE, AUDTTIME, *key);
     ``caught_up`` says whether the last run reached the end (then the next run rescans the
-    lookback window) or stopped at its row budget (then it resumes exactly after ``position``);
-    ``recent`` remembers (version, key-hash) of rows emitted inside the lookback window so a
-    rescan does not emit them again; ``revision`` guards the conditional write.
+    lookback window when a rescan is due) or stopped at its row budget; otherwise a run resumes
+    exactly after ``position``;
+    ``recent`` remembers (minute of the stamp, hash of key and version) of rows emitted inside the lookback window so a
+    rescan does not emit them again; ``rescanned_at`` (epoch seconds, poller clock) is when the
+    whole lookback window was last read again; ``revision`` guards the conditional write.
     """
 
     position: tuple[object, ...] | None = None
     caught_up: bool = True
     recent: frozenset[tuple[int, int]] = field(default_factory=frozenset)
     revision: int = 0
+    rescanned_at: float | None = None
 
 
 class CheckpointMoved(RuntimeError):
@@ -67,3 +71,26 @@ class InventoryTarget(Protocol):
 class DeadLetterSink(Protocol):
     def send(self, letters: Sequence[DeadLetter | UnparsableMessage]) -> None:
         """Park records that cannot be synced, with their context, or raise."""
+
+
+class DeliveryClaim(Enum):
+    """What recording a webhook delivery found."""
+
+    CLAIMED = "claimed"
+    """First sight (or an earlier attempt's record expired or was abandoned): this request publishes it."""
+    DUPLICATE = "duplicate"
+    """Already published: acknowledge, do not republish."""
+    IN_PROGRESS = "in_progress"
+    """Another request holds it and has not finished: the sender should retry shortly."""
+
+
+class DeliveryStore(Protocol):
+    """Webhook delivery ids seen per source: claimed before publishing, completed after, released on failure."""
+
+    def claim(self, source: str, delivery_id: str, token: str, *, now: float) -> DeliveryClaim: ...
+
+    def complete(self, source: str, delivery_id: str, token: str, *, now: float) -> None:
+        """Mark the delivery published (only if ``token`` still holds it)."""
+
+    def release(self, source: str, delivery_id: str, token: str) -> None:
+        """Forget an unpublished claim so the sender's retry is not taken for a duplicate."""

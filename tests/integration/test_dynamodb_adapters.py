@@ -15,7 +15,10 @@ def test_checkpoint_round_trips_with_its_lookback_memory(stack: Any) -> None:
     store = DynamoCheckpointStore(aws.dynamodb(), stack.resources.table)
     assert store.load("sage300", "ICILOC") == Checkpoint()
     saved = Checkpoint(
-        position=(20261123, 10000000, "A", "1"), caught_up=False, recent=frozenset({(5, -7), (6, 2**62)}), revision=1
+        position=(20261123, 10000000, "A", "1"),
+        caught_up=False,
+        recent=frozenset({(202611231000, -7), (202611231000, 2**62), (202611231001, 5)}),
+        revision=1,
     )
     store.save("sage300", "ICILOC", saved, expected_revision=0)
     assert store.load("sage300", "ICILOC") == saved

@@ -7,15 +7,20 @@ from tests.fakes import ListPublisher, MemoryCheckpoints, MemoryErp
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
-def _poll(erp: MemoryErp, checkpoints: MemoryCheckpoints, publisher: ListPublisher, **limits: object) -> list:
+def _poll(
+    erp: MemoryErp, checkpoints: MemoryCheckpoints, publisher: ListPublisher, at: datetime = NOW, **limits: object
+) -> list:
     return poll(
         source="sage300",
         scanner=erp,
         checkpoints=checkpoints,
         publisher=publisher,
         limits=PollLimits(**limits),  # type: ignore[arg-type]
-        clock=lambda: NOW,
+        clock=lambda: at,
     )
+
+
+LATER = NOW + timedelta(seconds=61)  # past the default one-minute rescan interval
 
 
 def _keys(publisher: ListPublisher) -> list[str]:
@@ -32,7 +37,7 @@ def test_first_poll_emits_every_row_and_item_then_nothing() -> None:
     assert _keys(publisher)[7:] == [f"A{i}|*" for i in range(7)]
 
     again = ListPublisher()
-    reports = _poll(erp, checkpoints, again, page_size=3)
+    reports = _poll(erp, checkpoints, again, at=LATER, page_size=3)
     assert again.published == []
     assert [r.already_seen for r in reports] == [7, 7]  # rescanned in the lookback window, not re-emitted
 
@@ -64,8 +69,22 @@ def test_late_commit_with_an_earlier_stamp_is_seen_within_the_lookback() -> None
     # A transaction stamped 10:58 commits after the poll that saw 11:00.
     erp.put("D0", "1", 5, (20261123, 10580000))
     late = ListPublisher()
-    _poll(erp, checkpoints, late, lookback=timedelta(minutes=5))
+    _poll(erp, checkpoints, late, at=NOW + timedelta(seconds=10))  # between rescans: not yet seen
+    assert late.published == []
+    _poll(erp, checkpoints, late, at=LATER)  # the periodic rescan of the window finds it
     assert _keys(late) == ["D0|1", "D0|*"]
+
+
+def test_runs_between_rescans_read_only_after_the_position() -> None:
+    erp, checkpoints, publisher = MemoryErp(), MemoryCheckpoints(), ListPublisher()
+    for i in range(50):
+        erp.put(f"W{i:02d}", "1", 1, (20261123, 11000000 + i))
+    _poll(erp, checkpoints, publisher)
+    erp.put("NEW", "1", 1, (20261123, 11010000))
+    newer = ListPublisher()
+    reports = _poll(erp, checkpoints, newer, at=NOW + timedelta(seconds=5))
+    assert _keys(newer) == ["NEW|1", "NEW|*"]
+    assert reports[0].scanned == 1  # only the new row, not the 50 in the window
 
 
 def test_without_lookback_a_late_commit_would_be_missed() -> None:
@@ -75,7 +94,7 @@ def test_without_lookback_a_late_commit_would_be_missed() -> None:
     _poll(erp, checkpoints, publisher, lookback=timedelta(0))
     erp.put("D0", "1", 5, (20261123, 10580000))
     late = ListPublisher()
-    _poll(erp, checkpoints, late, lookback=timedelta(0))
+    _poll(erp, checkpoints, late, at=LATER, lookback=timedelta(0))
     assert late.published == []
 
 
@@ -85,7 +104,7 @@ def test_changed_row_in_the_window_is_emitted_again_at_its_new_version() -> None
     _poll(erp, checkpoints, publisher)
     erp.put("E1", "1", 2, (20261123, 11000100))
     changed = ListPublisher()
-    _poll(erp, checkpoints, changed)
+    _poll(erp, checkpoints, changed, at=LATER)
     assert [(n.key, n.source_version) for n in changed.published] == [("E1|1", 2026112311000100)]
 
 
@@ -116,5 +135,5 @@ def test_a_future_or_broken_stamp_does_not_hide_later_changes() -> None:
 
     erp.put("LATER", "1", 1, (20261123, 11300000))
     later = ListPublisher()
-    _poll(erp, checkpoints, later)
+    _poll(erp, checkpoints, later, at=LATER)
     assert _keys(later) == ["LATER|1", "LATER|*"]  # and the odd rows are not emitted again

@@ -17,7 +17,7 @@ from syncline.ports import Checkpoint, CheckpointMoved, KnownState
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-_MARKER = struct.Struct(">qq")  # (version, key hash) of a row the poller already emitted
+_HASH = struct.Struct(">q")  # hash of (key, version) of a row the poller already emitted, grouped by minute
 BATCH_GET_LIMIT = 100
 
 
@@ -33,12 +33,16 @@ class DynamoCheckpointStore:
         ).get("Item")
         if not item:
             return Checkpoint()
-        packed = item["recent"]["B"] if "recent" in item else b""
         return Checkpoint(
             position=tuple(json.loads(item["position"]["S"])),
             caught_up=item["caught_up"]["BOOL"],
-            recent=frozenset(_MARKER.iter_unpack(packed)),
+            recent=frozenset(
+                (int(minute), digest)
+                for minute, packed in item.get("recent", {}).get("M", {}).items()
+                for (digest,) in _HASH.iter_unpack(packed["B"])
+            ),
             revision=int(item["revision"]["N"]),
+            rescanned_at=float(item["rescanned_at"]["N"]) if "rescanned_at" in item else None,
         )
 
     def save(self, source: str, stream: str, checkpoint: Checkpoint, *, expected_revision: int) -> None:
@@ -46,10 +50,12 @@ class DynamoCheckpointStore:
             "pk": {"S": _checkpoint_pk(source, stream)},
             "position": {"S": json.dumps(list(checkpoint.position or ()))},
             "caught_up": {"BOOL": checkpoint.caught_up},
-            "recent": {"B": b"".join(_MARKER.pack(*marker) for marker in sorted(checkpoint.recent))},
+            "recent": {"M": _packed_by_minute(checkpoint.recent)},
             "revision": {"N": str(checkpoint.revision)},
             "updated_at": {"S": datetime.now(UTC).isoformat()},
         }
+        if checkpoint.rescanned_at is not None:
+            item["rescanned_at"] = {"N": repr(checkpoint.rescanned_at)}
         try:
             self._client.put_item(
                 TableName=self._table,
@@ -131,6 +137,21 @@ class DynamoStateStore:
             with ThreadPoolExecutor(max_workers=min(self._concurrency, len(states))) as pool:
                 written = list(pool.map(put, states))
         return {key for key in written if key is not None}
+
+    def forget_many(self, pair: str, entity: str, keys: Sequence[str]) -> None:
+        """Delete the state of keys whose record was deleted from the target (reconciliation)."""
+        prefix = _state_prefix(pair, entity)
+        for key in keys:
+            self._client.delete_item(TableName=self._table, Key={"pk": {"S": prefix + key}})
+
+
+def _packed_by_minute(markers: frozenset[tuple[int, int]]) -> dict[str, Any]:
+    by_minute: dict[int, list[int]] = {}
+    for minute, digest in markers:
+        by_minute.setdefault(minute, []).append(digest)
+    return {
+        str(minute): {"B": b"".join(_HASH.pack(d) for d in sorted(digests))} for minute, digests in by_minute.items()
+    }
 
 
 def _checkpoint_pk(source: str, stream: str) -> str:

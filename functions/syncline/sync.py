@@ -126,7 +126,13 @@ def sync_inventory_batch(
     letters: list[tuple[DeadLetter | UnparsableMessage, str]] = []
     for message_id, body in records:
         try:
-            messages.append(decode_message(message_id, body))
+            message = decode_message(message_id, body)
+            foreign = {n.source_system for n in message.notices} - {pair.source}
+            if foreign:
+                raise MalformedMessage(
+                    f"notices from {', '.join(sorted(foreign))}; pair {pair.name} syncs from {pair.source}"
+                )
+            messages.append(message)
         except MalformedMessage as exc:
             unparsable = UnparsableMessage(body=body, reason=str(exc), pair=pair.name, failed_at=clock())
             letters.append((unparsable, message_id))

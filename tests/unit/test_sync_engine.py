@@ -133,3 +133,11 @@ def test_state_is_committed_only_for_what_the_target_accepted() -> None:
     result = world.sync(("m1", _event("A|1")))
     assert result.synced == [] and result.skipped_stale == 1
     assert world.state.items == {}
+
+
+def test_notices_from_another_system_are_parked_not_fetched_from_the_erp() -> None:
+    world = World()
+    body = _event("A|1").replace('"source_system": "sage300"', '"source_system": "shopify-store-a"')
+    result = world.sync(("m1", body))
+    assert world.erp.fetches == 0 and result.failed_messages == set()
+    assert "notices from shopify-store-a" in world.dlq.letters[0].reason

@@ -125,13 +125,16 @@ class LocalFunction:
             from handlers.observability import logger  # noqa: PLC0415 - after the environment is set
 
             handler = logger.registered_handler
-            previous = handler.setStream(log) if hasattr(handler, "setStream") else None
+            # Swap the stream without StreamHandler.setStream, which flushes the old stream (that may be closed).
+            previous = getattr(handler, "stream", None)
+            if previous is not None:
+                handler.stream = log  # type: ignore[attr-defined]
             try:
                 with contextlib.redirect_stdout(log):
                     yield log
             finally:
-                if previous is not None and hasattr(handler, "setStream"):
-                    handler.setStream(previous)
+                if previous is not None:
+                    handler.stream = previous  # type: ignore[attr-defined]
 
 
 def scheduled_event(rule_arn: str, now: datetime | None = None) -> dict[str, Any]:
@@ -308,7 +311,7 @@ def api_gateway_event(
         "requestContext": {
             "resourcePath": resource,
             "httpMethod": method,
-            "path": f"/local{path}",
+            "path": path,  # the path the client called (no stage prefix: the local gateway serves at the root)
             "stage": "local",
             "requestId": str(uuid.uuid4()),
             "accountId": LOCAL_ACCOUNT,
@@ -316,6 +319,56 @@ def api_gateway_event(
             "protocol": "HTTP/1.1",
             "requestTimeEpoch": int(time.time() * 1000),
             "identity": {"sourceIp": "127.0.0.1", "userAgent": headers.get("User-Agent", "")},
+        },
+        "body": text if body else None,
+        "isBase64Encoded": encoded,
+    }
+
+
+def api_gateway_v2_event(
+    method: str,
+    path: str,
+    route_key: str,
+    path_parameters: dict[str, str],
+    headers: Mapping[str, str],
+    body: bytes,
+    raw_query: str = "",
+) -> dict[str, Any]:
+    """An HTTP API (payload format 2.0) event; header names lower-cased, as HTTP APIs deliver them."""
+    import base64  # noqa: PLC0415
+
+    try:
+        text, encoded = body.decode("utf-8"), False
+    except UnicodeDecodeError:
+        text, encoded = base64.b64encode(body).decode(), True
+    lowered = {name.lower(): value for name, value in headers.items()}
+    now = datetime.now(UTC)
+    return {
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": path,
+        "rawQueryString": raw_query,
+        "headers": lowered,
+        "queryStringParameters": None,
+        "pathParameters": path_parameters or None,
+        "stageVariables": None,
+        "requestContext": {
+            "accountId": LOCAL_ACCOUNT,
+            "apiId": "local",
+            "domainName": lowered.get("host", "127.0.0.1"),
+            "domainPrefix": "local",
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+                "userAgent": lowered.get("user-agent", ""),
+            },
+            "requestId": str(uuid.uuid4()),
+            "routeKey": route_key,
+            "stage": "$default",
+            "time": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "timeEpoch": int(now.timestamp() * 1000),
         },
         "body": text if body else None,
         "isBase64Encoded": encoded,

@@ -9,7 +9,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 CDK := npx --yes aws-cdk@2.1148.1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install demo up test lint format typecheck unit integration e2e infra bench synth bundle deploy clean
+.PHONY: help install demo up test lint format typecheck unit integration e2e infra bench schemas synth bundle deploy clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -60,6 +60,9 @@ bench: $(INSTALLED) ## Benchmarks: figures in bench/results/, see docs/PERFORMAN
 
 infra: $(INSTALLED) ## CDK assertions, cdk-nag and cfn-lint on the synthesized stack
 	$(BIN)/pytest tests/infra
+
+schemas: $(INSTALLED) ## Publish the canonical event JSON Schemas to schemas/v1 (refuses a breaking change)
+	$(BIN)/python -m syncline.canonical.schemas
 
 synth: $(INSTALLED) ## Synthesise the CDK app into cdk.out/ (no Node CDK CLI needed)
 	$(BIN)/python app.py

@@ -1,0 +1,199 @@
+"""Keeping one record in agreement across several systems that can all change it (two-way sync).
+
+For a notice about ``key`` the engine, under a short per-key lease:
+1. reads every system's current copy (fetch-on-notify: the notice's payload is never trusted);
+2. decides which copies changed: a copy still at the version Syncline last saw or wrote there (or,
+   for a system without versions, whose fingerprint equals what Syncline last wrote) is its own
+   echo, unchanged, and speaks with the time of the agreed base, not of the write;
+3. resolves the copies against the base with the pair's policy (``syncline.conflicts``);
+4. writes the agreed values where a copy differs, with compare-and-swap on the version it read, and
+   records the fingerprint of what it wrote first, so the change coming back is recognised;
+5. commits the new base conditionally on the base version it read; on a lost race, a stale write or
+   a busy lease it re-reads and decides again, never overwriting blindly.
+A record no rule settles is left untouched and reported for review. Each user edit costs at most
+one write per other system, and echoes cost none, so two-way sync settles after a bounded number of
+writes whatever order deliveries come in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from syncline.conflicts import RecordPolicy, Resolution, Side, resolve
+
+
+@dataclass(frozen=True)
+class Copy:
+    """A system's current copy of a record (``version``: the system's own, when it has one)."""
+
+    values: Mapping[str, Any]
+    changed_at: datetime
+    version: int | None = None
+
+
+class StaleWrite(RuntimeError):
+    """The copy changed between our read and our write (compare-and-swap failed)."""
+
+
+class RecordSystem(Protocol):
+    name: str
+
+    def read(self, key: str) -> Copy | None: ...
+
+    def write(self, key: str, values: Mapping[str, Any], *, expected_version: int | None) -> Copy:
+        """Store ``values`` only if the copy is still at ``expected_version``; return the stored copy."""
+
+
+@dataclass(frozen=True)
+class Base:
+    """The last values every system agreed on, the time of the change they came from, and the
+    version each system's copy had at that agreement (``seen``)."""
+
+    values: Mapping[str, Any]
+    changed_at: datetime
+    version: int
+    seen: Mapping[str, int] = field(default_factory=dict)
+
+
+class BaseStore(Protocol):
+    def get(self, pair: str, key: str) -> Base | None: ...
+
+    def put(self, pair: str, key: str, base: Base, *, expected_version: int) -> bool:
+        """Store ``base`` only if the stored version is still ``expected_version`` (0: absent)."""
+
+
+@dataclass(frozen=True)
+class Echo:
+    """What Syncline wrote to a system: the fingerprint, and the version the system gave it (once known)."""
+
+    fingerprint: str
+    version: int | None = None
+
+    def matches(self, copy: Copy) -> bool:
+        if self.version is not None and copy.version is not None:
+            return copy.version == self.version
+        return fingerprint(copy.values) == self.fingerprint
+
+
+class EchoStore(Protocol):
+    def expected(self, system: str, key: str) -> Echo | None: ...
+
+    def expect(self, system: str, key: str, echo: Echo) -> None: ...
+
+
+class LeaseStore(Protocol):
+    def acquire(self, key: str, owner: str, *, seconds: float) -> bool: ...
+
+    def release(self, key: str, owner: str) -> None: ...
+
+
+@dataclass
+class Outcome:
+    key: str
+    status: Literal["settled", "echo", "review", "busy"]
+    writes: list[str] = field(default_factory=list)  # systems written
+    resolution: Resolution | None = None
+    attempts: int = 1
+
+
+def fingerprint(values: Mapping[str, Any]) -> str:
+    encoded = json.dumps(values, sort_keys=True, default=str, separators=(",", ":")).encode()
+    return hashlib.blake2b(encoded, digest_size=16).hexdigest()
+
+
+@dataclass
+class TwoWaySync:
+    pair: str
+    systems: Sequence[RecordSystem]
+    policy: RecordPolicy
+    bases: BaseStore
+    echoes: EchoStore
+    leases: LeaseStore
+    owner: str
+    clock: Callable[[], datetime]
+    lease_seconds: float = 30.0
+    max_attempts: int = 5
+
+    def sync(self, key: str) -> Outcome:
+        if not self.leases.acquire(key, self.owner, seconds=self.lease_seconds):
+            return Outcome(key, "busy")  # another worker holds the key: the notice is retried later
+        try:
+            for attempt in range(1, self.max_attempts + 1):
+                try:
+                    outcome = self._decide_and_apply(key)
+                except (StaleWrite, _LostRace):
+                    continue
+                outcome.attempts = attempt
+                return outcome
+            return Outcome(key, "busy", attempts=self.max_attempts)
+        finally:
+            self.leases.release(key, self.owner)
+
+    def _decide_and_apply(self, key: str) -> Outcome:
+        base = self.bases.get(self.pair, key)
+        copies = {system.name: system.read(key) for system in self.systems}
+        judged = [self._side(name, key, copy, base) for name, copy in copies.items() if copy is not None]
+        if not judged:
+            return Outcome(key, "settled")
+        if base is not None and not any(changed for _, changed in judged):
+            return Outcome(key, "echo")  # every copy is what we agreed or wrote: nothing changed
+        sides = [side for side, _ in judged]
+        resolution = _resolve_all(base, sides, self.policy)
+        if not resolution.settled:
+            return Outcome(key, "review", resolution=resolution)
+        agreed = resolution.values
+        written = []
+        seen: dict[str, int] = {}
+        for system in self.systems:
+            copy = copies[system.name]
+            if copy is None or dict(copy.values) != dict(agreed):
+                # Expect the echo before writing: the system may notify before write() even returns.
+                self.echoes.expect(system.name, key, Echo(fingerprint(agreed)))
+                copy = system.write(key, agreed, expected_version=copy.version if copy else None)
+                self.echoes.expect(system.name, key, Echo(fingerprint(copy.values), copy.version))
+                written.append(system.name)
+            if copy.version is not None:
+                seen[system.name] = copy.version
+        # The agreed values carry the time of the newest change they were decided from.
+        committed = Base(agreed, max(side.changed_at for side in sides), (base.version if base else 0) + 1, seen)
+        if not self.bases.put(self.pair, key, committed, expected_version=base.version if base else 0):
+            raise _LostRace
+        return Outcome(key, "settled", written, resolution)
+
+    def _side(self, system: str, key: str, copy: Copy, base: Base | None) -> tuple[Side, bool]:
+        """The copy as a conflict side, and whether it changed since the base."""
+        if base is None:
+            return Side(system, copy.values, copy.changed_at, copy.version), True
+        echo = self.echoes.expected(system, key)
+        # Unchanged: still at the version of the last agreement (exact, even after an edit back to the
+        # same values), or still what we last wrote there (also when a crash kept the base from moving).
+        seen = copy.version is not None and base.seen.get(system) == copy.version
+        if seen or (echo is not None and echo.matches(copy)):
+            # Unchanged since we agreed or wrote it: it speaks with the time of the change it carries.
+            return Side(system, copy.values, base.changed_at, base.version), False
+        return Side(system, copy.values, copy.changed_at, copy.version), True
+
+
+def _resolve_all(base: Base | None, sides: Sequence[Side], policy: RecordPolicy) -> Resolution:
+    """Fold the sides pairwise in a fixed order; the policies are associative for a fixed order."""
+    ordered = sorted(sides, key=lambda side: side.system)
+    current = ordered[0]
+    resolution = Resolution(dict(current.values))
+    for side in ordered[1:]:
+        resolution = resolve(base.values if base else None, current, side, policy)
+        if not resolution.settled:
+            return resolution
+        newest = max(current.changed_at, side.changed_at)
+        current = Side(
+            f"{current.system}+{side.system}", resolution.values, newest, max(current.version or 0, side.version or 0)
+        )
+    return resolution
+
+
+class _LostRace(Exception):  # control flow: another worker committed the base first
+    pass

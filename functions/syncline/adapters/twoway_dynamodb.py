@@ -1,0 +1,129 @@
+"""Two-way sync state in the single table: agreed bases, echo expectations and per-key leases.
+
+- ``ST#{pair}#{key}``: the base (values, time of the change, version, version seen per system), put
+  only if the stored version is the one read (optimistic concurrency);
+- ``EC#{system}#{key}``: fingerprint (and version, once known) of what Syncline last wrote there;
+- ``LK#{key}``: a short lease, taken if absent, expired or already ours; released only by its owner.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from syncline.twoway import Base, Echo
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+ECHO_TTL_SECONDS = 7 * 86400
+
+
+def _conditional_failed(exc: ClientError) -> bool:
+    return exc.response["Error"]["Code"] == "ConditionalCheckFailedException"
+
+
+class DynamoBaseStore:
+    def __init__(self, client: DynamoDBClient, table: str) -> None:
+        self._client, self._table = client, table
+
+    def get(self, pair: str, key: str) -> Base | None:
+        item = self._client.get_item(
+            TableName=self._table, Key={"pk": {"S": f"ST#{pair}#{key}"}}, ConsistentRead=True
+        ).get("Item")
+        if not item:
+            return None
+        return Base(
+            values=json.loads(item["values"]["S"]),
+            changed_at=datetime.fromisoformat(item["changed_at"]["S"]),
+            version=int(item["version"]["N"]),
+            seen={system: int(v["N"]) for system, v in item.get("seen", {}).get("M", {}).items()},
+        )
+
+    def put(self, pair: str, key: str, base: Base, *, expected_version: int) -> bool:
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item={
+                    "pk": {"S": f"ST#{pair}#{key}"},
+                    "values": {"S": json.dumps(dict(base.values), sort_keys=True, default=str)},
+                    "changed_at": {"S": base.changed_at.isoformat()},
+                    "version": {"N": str(base.version)},
+                    "seen": {"M": {system: {"N": str(v)} for system, v in base.seen.items()}},
+                },
+                ConditionExpression="attribute_not_exists(pk) OR version = :expected"
+                if expected_version == 0
+                else "version = :expected",
+                ExpressionAttributeValues={":expected": {"N": str(expected_version)}},
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
+
+
+class DynamoEchoStore:
+    def __init__(self, client: DynamoDBClient, table: str) -> None:
+        self._client, self._table = client, table
+
+    def expected(self, system: str, key: str) -> Echo | None:
+        item = self._client.get_item(
+            TableName=self._table, Key={"pk": {"S": f"EC#{system}#{key}"}}, ConsistentRead=True
+        ).get("Item")
+        if not item or int(item["expires_at"]["N"]) < time.time():  # TTL deletion lags: check expiry in code
+            return None
+        return Echo(item["fingerprint"]["S"], int(item["version"]["N"]) if "version" in item else None)
+
+    def expect(self, system: str, key: str, echo: Echo) -> None:
+        item: dict[str, Any] = {
+            "pk": {"S": f"EC#{system}#{key}"},
+            "fingerprint": {"S": echo.fingerprint},
+            "expires_at": {"N": str(int(time.time()) + ECHO_TTL_SECONDS)},
+        }
+        if echo.version is not None:
+            item["version"] = {"N": str(echo.version)}
+        self._client.put_item(TableName=self._table, Item=item)
+
+
+class DynamoLeaseStore:
+    def __init__(self, client: DynamoDBClient, table: str) -> None:
+        self._client, self._table = client, table
+
+    def acquire(self, key: str, owner: str, *, seconds: float) -> bool:
+        now = time.time()
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item={
+                    "pk": {"S": f"LK#{key}"},
+                    "owner": {"S": owner},
+                    "lease_until": {"N": f"{now + seconds:.3f}"},
+                    "expires_at": {"N": str(int(now + seconds) + 3600)},  # TTL tidies abandoned leases
+                },
+                ConditionExpression="attribute_not_exists(pk) OR lease_until < :now OR #owner = :owner",
+                ExpressionAttributeNames={"#owner": "owner"},
+                ExpressionAttributeValues={":now": {"N": f"{now:.3f}"}, ":owner": {"S": owner}},
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
+
+    def release(self, key: str, owner: str) -> None:
+        try:
+            self._client.delete_item(
+                TableName=self._table,
+                Key={"pk": {"S": f"LK#{key}"}},
+                ConditionExpression="#owner = :owner",
+                ExpressionAttributeNames={"#owner": "owner"},
+                ExpressionAttributeValues={":owner": {"S": owner}},
+            )
+        except ClientError as exc:
+            if not _conditional_failed(exc):  # someone else holds it now (ours expired): leave theirs alone
+                raise

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,6 +18,7 @@ ENV_CONFIG = "SYNCLINE_CONFIG"
 ENV_SOURCE = "SYNCLINE_SOURCE"
 ENV_TARGET = "SYNCLINE_TARGET"
 ENV_DLQ_URL = "SYNCLINE_DLQ_URL"
+ENV_STATE_COMMIT = "SYNCLINE_STATE_COMMIT"
 
 
 class Settings(BaseModel):
@@ -28,6 +30,7 @@ class Settings(BaseModel):
     source: str | None = None
     target: str | None = None
     dead_letter_queue_url: str | None = None
+    state_commit: Literal["transaction", "per_key"] = "transaction"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -39,4 +42,5 @@ class Settings(BaseModel):
             source=env.get(ENV_SOURCE) or None,
             target=env.get(ENV_TARGET) or None,
             dead_letter_queue_url=env.get(ENV_DLQ_URL) or None,
+            state_commit=env.get(ENV_STATE_COMMIT) or "transaction",
         )

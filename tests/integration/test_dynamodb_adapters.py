@@ -41,8 +41,9 @@ def test_two_pollers_cannot_both_advance_the_checkpoint(stack: Any) -> None:
     assert store.load("sage300", "ICILOC").position == (2, 0, "A", "1")
 
 
-def test_state_commit_keeps_newer_versions_per_key(stack: Any) -> None:
-    store = DynamoStateStore(aws.dynamodb(), stack.resources.table)
+@pytest.mark.parametrize("commit", ["transaction", "per_key"])
+def test_state_commit_keeps_newer_versions_per_key(stack: Any, commit: Any) -> None:
+    store = DynamoStateStore(aws.dynamodb(), stack.resources.table, commit=commit)
     keys = [f"SKU{i}|main" for i in range(230)]  # more than one BatchGetItem page of 100
     assert store.commit_many("p", "inventory_level", {k: KnownState("h1", 10) for k in keys}) == set(keys)
     # Half the keys move ahead elsewhere; an older commit must leave them alone and still write the rest.

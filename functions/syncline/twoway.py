@@ -69,10 +69,12 @@ class BaseStore(Protocol):
 
 @dataclass(frozen=True)
 class Echo:
-    """What Syncline wrote to a system: the fingerprint, and the version the system gave it (once known)."""
+    """What Syncline wrote to a system: the fingerprint, the version the system gave it (once known), and
+    the time of the change those values carry (``origin``), so the copy never speaks with our write's time."""
 
     fingerprint: str
     version: int | None = None
+    origin: datetime | None = None
 
     def matches(self, copy: Copy) -> bool:
         if self.version is not None and copy.version is not None:
@@ -141,41 +143,51 @@ class TwoWaySync:
         if not judged:
             return Outcome(key, "settled")
         if base is not None and not any(changed for _, changed in judged):
-            return Outcome(key, "echo")  # every copy is what we agreed or wrote: nothing changed
+            first = judged[0][0].values
+            if all(dict(side.values) == dict(first) for side, _ in judged):
+                return Outcome(key, "echo")  # every copy is what we agreed or wrote: nothing changed
+            # Unchanged but unequal: an earlier attempt died half-way. Decide again; each copy carries its origin.
         sides = [side for side, _ in judged]
         resolution = _resolve_all(base, sides, self.policy)
         if not resolution.settled:
             return Outcome(key, "review", resolution=resolution)
         agreed = resolution.values
+        origin = max(side.changed_at for side in sides)  # the time of the newest change the agreement comes from
         written = []
         seen: dict[str, int] = {}
         for system in self.systems:
             copy = copies[system.name]
             if copy is None or dict(copy.values) != dict(agreed):
                 # Expect the echo before writing: the system may notify before write() even returns.
-                self.echoes.expect(system.name, key, Echo(fingerprint(agreed)))
+                self.echoes.expect(system.name, key, Echo(fingerprint(agreed), None, origin))
                 copy = system.write(key, agreed, expected_version=copy.version if copy else None)
-                self.echoes.expect(system.name, key, Echo(fingerprint(copy.values), copy.version))
+                self.echoes.expect(system.name, key, Echo(fingerprint(copy.values), copy.version, origin))
                 written.append(system.name)
             if copy.version is not None:
                 seen[system.name] = copy.version
         # The agreed values carry the time of the newest change they were decided from.
-        committed = Base(agreed, max(side.changed_at for side in sides), (base.version if base else 0) + 1, seen)
+        committed = Base(agreed, origin, (base.version if base else 0) + 1, seen)
         if not self.bases.put(self.pair, key, committed, expected_version=base.version if base else 0):
             raise _LostRace
+        # An expectation left by a crashed attempt (no version yet) is settled by this agreement: pin it to the
+        # copy's exact version, or it would keep matching any later edit that happens to carry the same values.
+        for system in self.systems:
+            echo, copy = self.echoes.expected(system.name, key), copies[system.name]
+            if echo is not None and echo.version is None and system.name not in written and copy is not None:
+                self.echoes.expect(system.name, key, Echo(fingerprint(copy.values), copy.version, origin))
         return Outcome(key, "settled", written, resolution)
 
     def _side(self, system: str, key: str, copy: Copy, base: Base | None) -> tuple[Side, bool]:
         """The copy as a conflict side, and whether it changed since the base."""
-        if base is None:
-            return Side(system, copy.values, copy.changed_at, copy.version), True
-        echo = self.echoes.expected(system, key)
-        # Unchanged: still at the version of the last agreement (exact, even after an edit back to the
-        # same values), or still what we last wrote there (also when a crash kept the base from moving).
-        seen = copy.version is not None and base.seen.get(system) == copy.version
-        if seen or (echo is not None and echo.matches(copy)):
-            # Unchanged since we agreed or wrote it: it speaks with the time of the change it carries.
+        if base is not None and copy.version is not None and base.seen.get(system) == copy.version:
+            # Still the copy of the last agreement (exact, even after an edit back to the same values).
             return Side(system, copy.values, base.changed_at, base.version), False
+        echo = self.echoes.expected(system, key)
+        if echo is not None and echo.matches(copy):
+            # Still what we last wrote there, also when a crash kept the base from moving: it speaks with
+            # the time of the change it carries, never with the time of our write.
+            origin = echo.origin or (base.changed_at if base else copy.changed_at)
+            return Side(system, copy.values, origin, base.version if base else None), False
         return Side(system, copy.values, copy.changed_at, copy.version), True
 
 

@@ -77,7 +77,11 @@ class DynamoEchoStore:
         ).get("Item")
         if not item or int(item["expires_at"]["N"]) < time.time():  # TTL deletion lags: check expiry in code
             return None
-        return Echo(item["fingerprint"]["S"], int(item["version"]["N"]) if "version" in item else None)
+        return Echo(
+            item["fingerprint"]["S"],
+            int(item["version"]["N"]) if "version" in item else None,
+            datetime.fromisoformat(item["origin"]["S"]) if "origin" in item else None,
+        )
 
     def expect(self, system: str, key: str, echo: Echo) -> None:
         item: dict[str, Any] = {
@@ -87,6 +91,8 @@ class DynamoEchoStore:
         }
         if echo.version is not None:
             item["version"] = {"N": str(echo.version)}
+        if echo.origin is not None:
+            item["origin"] = {"S": echo.origin.isoformat()}
         self._client.put_item(TableName=self._table, Item=item)
 
 

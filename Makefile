@@ -57,6 +57,8 @@ test: lint typecheck ## ruff, mypy and the whole suite (what CI runs)
 bench: $(INSTALLED) ## Benchmarks: figures in bench/results/, see docs/PERFORMANCE.md
 	$(BIN)/python bench/backfill.py --rows 500000
 	$(BIN)/python bench/incremental.py --changes 10000 --rate 150
+	$(BIN)/python bench/engine.py --batches 20
+	$(BIN)/python bench/webhook.py --seconds 60
 
 infra: $(INSTALLED) ## CDK assertions, cdk-nag and cfn-lint on the synthesized stack
 	$(BIN)/pytest tests/infra

@@ -55,7 +55,9 @@ LOCATIONS = {"1": "main", "2": "east", "3": "west"}
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--changes", type=int, default=10_000, help="changes in the steady phase (default 10,000)")
-    parser.add_argument("--rate", type=float, default=150.0, help="changes per second arriving in the ERP (default 150)")
+    parser.add_argument(
+        "--rate", type=float, default=150.0, help="changes per second arriving in the ERP (default 150)"
+    )
     parser.add_argument("--poll-every", type=float, default=1.0, help="seconds between polls (default 1)")
     parser.add_argument("--burst-changes", type=int, default=2000, help="changes made at once in the burst phase")
     parser.add_argument("--output", type=Path, default=RESULTS / "incremental.json")
@@ -167,7 +169,9 @@ def _burst(stack: LocalStack, keys: list[tuple[str, str]]) -> dict[str, Any]:
 def _latencies(stack: LocalStack, polled_at: dict[tuple[str, str], float]) -> dict[str, Any]:
     committed = {
         (sku, location): synced_at.timestamp()
-        for sku, location, synced_at in stack.storefront().execute("SELECT sku, location, synced_at FROM inventory_levels").fetchall()
+        for sku, location, synced_at in stack.storefront()
+        .execute("SELECT sku, location, synced_at FROM inventory_levels")
+        .fetchall()
     }
     values = [(committed[(item, LOCATIONS[loc])] - polled) * 1000 for (item, loc), polled in polled_at.items()]
     missing = sum(1 for value in values if value < 0)  # committed before the poll = never synced by it

@@ -61,12 +61,14 @@ class FunctionBuilder:
         bus: events.IEventBus,
         dead_letter_queues: Mapping[str, sqs.IQueue],
         secrets: Mapping[str, secretsmanager.ISecret],
+        queues: Mapping[str, sqs.IQueue] | None = None,
     ) -> None:
         self._scope = scope
         self._code = code
         self._table = table
         self._bus = bus
         self._dead_letter_queues = dead_letter_queues
+        self._queues = queues or {}
         self._secrets = secrets
 
     def build(self, spec: FunctionSpec) -> lambda_.Function:
@@ -128,6 +130,18 @@ class FunctionBuilder:
             self._bus.grant_put_events_to(function)
         if spec.dead_letters_to:
             self._dead_letter_queues[spec.dead_letters_to].grant_send_messages(function)
+        if spec.inspects_queues:
+            # Depths of every queue; DLQs also read without consuming (receive, then release visibility).
+            for queue in self._queues.values():
+                queue.grant(function, "sqs:GetQueueUrl", "sqs:GetQueueAttributes")
+            for queue in self._dead_letter_queues.values():
+                queue.grant(
+                    function,
+                    "sqs:GetQueueUrl",
+                    "sqs:GetQueueAttributes",
+                    "sqs:ReceiveMessage",
+                    "sqs:ChangeMessageVisibility",
+                )
         for system in spec.secrets:
             # grant_read knows the ARN forms: a secret imported by name is matched with the "-??????"
             # suffix Secrets Manager appends. It grants GetSecretValue and DescribeSecret, nothing else.

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import Annotations, Environment, Stack
+from aws_cdk import Annotations, CfnOutput, Environment, Stack
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from infra import FUNCTIONS_DIR
 from infra.bundling import IGNORED, MARKER
 from infra.constructs import pascal
+from infra.constructs.monitoring import Monitoring
 from infra.constructs.notice_bus import NoticeBus
 from infra.constructs.schedules import Schedules
 from infra.constructs.state_table import StateTable
 from infra.constructs.sync_queue import SyncQueue
+from infra.constructs.webhook_api import WebhookApi, import_webhook_secrets
 from infra.function_builder import FunctionBuilder, import_secrets
 from syncline.config import SynclineConfig
 from syncline.topology import Topology
@@ -39,10 +41,6 @@ class SynclineStack(Stack):
             env=env,
             description="Syncline: keeps the ERP, stores and databases in agreement",
         )
-        if topology.routes:
-            # Fail loudly rather than deploy without a declared webhook endpoint.
-            raise NotImplementedError("the webhook API (topology.routes) is not part of the stack yet")
-
         self.state = StateTable(self, "State", spec=topology.table)
         self.notices = NoticeBus(self, "Notices", bus_name=topology.bus_name)
         self.queues = {
@@ -63,12 +61,30 @@ class SynclineStack(Stack):
             table=self.state.table,
             bus=self.notices.bus,
             dead_letter_queues={queue_id: queue.dead_letter_queue for queue_id, queue in self.queues.items()},
-            secrets=import_secrets(self, config.systems),
+            queues={queue_id: queue.queue for queue_id, queue in self.queues.items()},
+            secrets={**import_secrets(self, config.systems), **import_webhook_secrets(self, config.webhooks)},
         )
         self.functions = {spec.id: builder.build(spec) for spec in topology.functions}
         for queue in self.queues.values():
             queue.feed(self.functions[queue.spec.consumer])
         self.schedules = Schedules(self, "Schedules", specs=topology.schedules, functions=self.functions)
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            app=topology.app,
+            queues=self.queues,
+            functions=self.functions,
+            pairs=[pair.name for pair in config.pairs],
+        )
+        self.webhook_api = (
+            WebhookApi(
+                self, "WebhookApi", name=f"{topology.app}-webhooks", routes=topology.routes, functions=self.functions
+            )
+            if topology.routes
+            else None
+        )
+        if self.webhook_api is not None:
+            CfnOutput(self, "WebhookUrl", value=f"{self.webhook_api.url}webhooks/{{source}}")
 
         if code_dir.resolve() == FUNCTIONS_DIR.resolve():
             Annotations.of(self).add_warning_v2(

@@ -1,7 +1,9 @@
 """Builds the engine's collaborators once per cold start from settings, configuration and secrets.
 
 Connections are cached across invocations and dropped when they fail, so the next invocation
-reconnects instead of reusing a broken socket.
+reconnects instead of reusing a broken socket. Database drivers and the ERP/storefront engine are
+imported where they are first used, so a function that never touches them (the webhook ingress)
+does not pay for them at cold start.
 """
 
 from __future__ import annotations
@@ -10,22 +12,26 @@ import contextlib
 from collections.abc import Callable
 from datetime import timedelta
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from aws_lambda_powertools.utilities import parameters
 
 from syncline.adapters import aws
+from syncline.adapters.deliveries import DynamoDeliveryStore
 from syncline.adapters.dynamodb import DynamoCheckpointStore, DynamoStateStore
 from syncline.adapters.eventbridge import EventBridgePublisher
-from syncline.adapters.sqs import SqsDeadLetterSink
-from syncline.adapters.storefront_pg import PostgresStorefront
-from syncline.config import SynclineConfig, cached_config
-from syncline.db import DbSettings, connect
-from syncline.erp.sage300 import Sage300Reader
-from syncline.poller import PollLimits
+from syncline.config import SynclineConfig, WebhookSource, cached_config
 from syncline.settings import Settings
-from syncline.sync import PairContext
+from syncline.webhooks.ingress import Ingress, parse_webhook_secret
+
+if TYPE_CHECKING:
+    from syncline.adapters.sqs import SqsDeadLetterSink
+    from syncline.adapters.storefront_pg import PostgresStorefront
+    from syncline.db import DbSettings
+    from syncline.erp.sage300 import Sage300Reader
+    from syncline.poller import PollLimits
+    from syncline.sync import PairContext
 
 SECRET_MAX_AGE_SECONDS = 300
 
@@ -55,8 +61,11 @@ class Dependencies:
         self.settings = settings
         self.config: SynclineConfig = cached_config(settings.config_path)
         self._connections: dict[str, CachedConnection] = {}
+        self._ingress: Ingress | None = None
 
     def db_settings(self, system: str) -> DbSettings:
+        from syncline.db import DbSettings  # noqa: PLC0415 - see the module docstring
+
         secret = parameters.get_secret(
             self.config.systems[system].secret, transform="json", max_age=SECRET_MAX_AGE_SECONDS
         )
@@ -64,6 +73,8 @@ class Dependencies:
 
     def connection(self, system: str, *, read_only: bool) -> CachedConnection:
         if system not in self._connections:
+            from syncline.db import connect  # noqa: PLC0415
+
             self._connections[system] = CachedConnection(lambda: connect(self.db_settings(system), read_only=read_only))
         return self._connections[system]
 
@@ -72,38 +83,64 @@ class Dependencies:
             connection.reset()
 
     def erp_reader(self, system: str) -> Sage300Reader:
+        from syncline.erp.sage300 import Sage300Reader  # noqa: PLC0415
+
         return Sage300Reader(self.connection(system, read_only=True).get)
 
     def storefront(self, system: str) -> PostgresStorefront:
+        from syncline.adapters.storefront_pg import PostgresStorefront  # noqa: PLC0415
+
         return PostgresStorefront(self.connection(system, read_only=False).get)
 
     def checkpoints(self) -> DynamoCheckpointStore:
         return DynamoCheckpointStore(aws.dynamodb(), self.settings.table_name)
 
     def state(self) -> DynamoStateStore:
-        return DynamoStateStore(aws.dynamodb(), self.settings.table_name)
+        return DynamoStateStore(aws.dynamodb(), self.settings.table_name, commit=self.settings.state_commit)
 
     def publisher(self) -> EventBridgePublisher:
         if not self.settings.bus_name:
             raise RuntimeError("SYNCLINE_BUS is not set for this function")
         return EventBridgePublisher(aws.events(), self.settings.bus_name, self.config.poller.notices_per_event)
 
+    def webhook_secrets(self, source: WebhookSource) -> list[str]:
+        """The source's active signing secrets: several while a rotation is under way (see docs/WEBHOOKS.md)."""
+        value = parameters.get_secret(source.secret, max_age=SECRET_MAX_AGE_SECONDS)
+        return parse_webhook_secret(value if isinstance(value, str) else str(value))
+
+    def webhook_ingress(self) -> Ingress:
+        if self._ingress is None:
+            self._ingress = Ingress(
+                sources=self.config.webhooks,
+                secrets=self.webhook_secrets,
+                deliveries=DynamoDeliveryStore(aws.dynamodb(), self.settings.table_name),
+                publisher=self.publisher(),
+            )
+        return self._ingress
+
     def dead_letters(self) -> SqsDeadLetterSink:
+        from syncline.adapters.sqs import SqsDeadLetterSink  # noqa: PLC0415
+
         if not self.settings.dead_letter_queue_url:
             raise RuntimeError("SYNCLINE_DLQ_URL is not set for this function")
         return SqsDeadLetterSink(aws.sqs(), self.settings.dead_letter_queue_url)
 
     def poll_limits(self, source: str) -> PollLimits:
+        from syncline.poller import PollLimits  # noqa: PLC0415
+
         poller = self.config.poller
         return PollLimits(
             page_size=poller.page_size,
             max_rows_per_run=poller.max_rows_per_run,
             lookback=timedelta(seconds=poller.lookback_seconds),
+            rescan_every=timedelta(seconds=poller.lookback_rescan_seconds),
             tz=ZoneInfo(self.config.systems[source].timezone),
         )
 
     def pair_into(self, target: str, entity: str) -> PairContext:
         """The pair feeding ``target`` with ``entity`` (one source per target and entity for now)."""
+        from syncline.sync import PairContext  # noqa: PLC0415
+
         pairs = [p for p in self.config.pairs if (p.target, p.entity) == (target, entity)]
         if len(pairs) != 1:
             raise LookupError(f"expected one sync pair into {target} for {entity}, found {len(pairs)}")

@@ -4,6 +4,16 @@ Examples:
   syncline demo                 run the demo scenario on a fresh local stack and print a summary
   syncline local up             start the local stack, poll the ERP on its schedule, Ctrl-C to stop
   syncline local status         what the running local stack holds (queues, DLQs, row counts)
+  syncline status               health at a glance: last sync and lag per pair, backlog, DLQ depths
+  syncline dlq list             what could not be synced, and why (reads without consuming)
+  syncline dlq redrive          send it back once the cause is fixed (--dry-run first)
+  syncline reconcile PAIR       full compare of ERP and storefront (--apply repairs)
+  syncline backfill PAIR        initial or catch-up load through the bulk path, resumable
+
+Operations commands act on the local stack when `syncline local up` runs here, else on AWS
+(--endpoint-url, --profile, --region, --aws choose explicitly). Exit codes: 0 ok, 1 error,
+2 usage or refused, 3 not found / nothing to talk to, 4 done but needs attention.
+See docs/OPERATIONS.md.
 """
 
 from __future__ import annotations
@@ -33,16 +43,42 @@ def main(argv: list[str] | None = None) -> int:
         print("stopped", file=sys.stderr)
         return 130
     except Exception as exc:
+        known = _exit_code(exc)
+        if known is not None:
+            print(f"syncline: {known[1]}", file=sys.stderr)
+            return known[0]
         print(f"syncline: error: {exc}", file=sys.stderr)
         return 1
     return result
+
+
+def _exit_code(exc: Exception) -> tuple[int, str] | None:
+    """(exit code, message) for the errors scripts tell apart (see ``syncline.ops.commands``); None otherwise."""
+    from botocore.exceptions import EndpointConnectionError, NoCredentialsError, NoRegionError  # noqa: PLC0415
+
+    from syncline.config import ConfigError  # noqa: PLC0415
+    from syncline.ops.commands import EXIT_NOT_FOUND, EXIT_USAGE, NotFound  # noqa: PLC0415
+    from syncline.ops.wiring import TargetUnavailable  # noqa: PLC0415
+
+    if isinstance(exc, EndpointConnectionError):
+        return EXIT_NOT_FOUND, f"{exc}: is the local stack running (`syncline local up`)? --aws acts on AWS"
+    if isinstance(exc, NoRegionError | NoCredentialsError):
+        return (
+            EXIT_NOT_FOUND,
+            f"{exc} (no local stack here: pass --profile/--region for AWS, or start `syncline local up`)",
+        )
+    if isinstance(exc, NotFound | TargetUnavailable | LookupError):
+        return EXIT_NOT_FOUND, str(exc).strip("'\"")
+    if isinstance(exc, ConfigError):
+        return EXIT_USAGE, str(exc)
+    return None
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="syncline",
         description="Syncline keeps your ERP, stores, OMS, CRM and CMMS in agreement. "
-        "This CLI runs the local stack; see README.md.",
+        "This CLI runs the local stack and operates Syncline (local or AWS); see README.md and docs/OPERATIONS.md.",
         epilog=__doc__.split("Examples:", 1)[1] if __doc__ else None,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -85,6 +121,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(run=_local_status)
+
+    from syncline.ops.commands import add_commands  # noqa: PLC0415
+
+    add_commands(commands)
     return parser
 
 

@@ -6,6 +6,7 @@ Credentials appear only as references (Secrets Manager names), never as values.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from functools import cache
 from pathlib import Path
@@ -35,6 +36,7 @@ class PollerConfig(_Strict):
     page_size: int = Field(500, ge=1, le=10_000)
     max_rows_per_run: int = Field(20_000, ge=1)
     lookback_seconds: int = Field(300, ge=0)
+    lookback_rescan_seconds: int = Field(60, ge=0)
     notices_per_event: int = Field(100, ge=1, le=500)
 
 
@@ -46,11 +48,63 @@ class Pair(_Strict):
     locations: dict[str, str] = Field(description="source location code -> target location code")
 
 
+WebhookScheme = Literal["shopify", "github", "standard-webhooks", "svix", "stripe", "hubspot", "slack", "hmac"]
+WEBHOOK_SOURCE_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+DEFAULT_WEBHOOK_MAX_BODY = 1024 * 1024
+
+
+class WebhookTopic(_Strict):
+    """What a notice of one webhook topic (event type) means: the entity and where its key sits."""
+
+    entity: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    key: list[str] = Field(
+        min_length=1, description="dotted paths into the event payload, joined with '|' into the notice key"
+    )
+    operation: Literal["upsert", "delete"] = "upsert"
+
+
+class HmacOptions(_Strict):
+    """Settings of the generic ``hmac`` scheme (a sender with its own header and encoding)."""
+
+    header: str = "X-Signature"
+    algorithm: Literal["sha1", "sha256", "sha512"] = "sha256"
+    encoding: Literal["hex", "base64"] = "hex"
+    prefix: str = ""
+    delivery_id_header: str | None = Field(None, description="header carrying the sender's delivery id, if any")
+
+
+class WebhookSource(_Strict):
+    """One sender of webhooks, reached at ``POST /webhooks/{source}``."""
+
+    scheme: WebhookScheme
+    secret: str = Field(
+        description="Secrets Manager name or ARN; the value is the signing secret, or "
+        '{"secrets": ["current", "previous"]} while rotating'
+    )
+    system: str | None = Field(None, description="source_system of the notices (default: the source's name)")
+    max_body_bytes: int = Field(DEFAULT_WEBHOOK_MAX_BODY, ge=1, le=6 * 1024 * 1024)
+    tolerance_seconds: int = Field(300, ge=1, le=3600)
+    content_types: list[str] = Field(["application/json"], min_length=1)
+    public_url: str | None = Field(None, description="the URL registered with the sender (HubSpot signs it)")
+    topic_header: str | None = Field(None, description="header naming the event type (default per scheme)")
+    topic_field: str | None = Field(None, description="dotted path to the event type in the payload")
+    hmac: HmacOptions = HmacOptions()
+    topics: dict[str, WebhookTopic] = Field(min_length=1)
+
+
 class SynclineConfig(_Strict):
     app: str = "syncline"
     systems: dict[str, System]
     poller: PollerConfig = PollerConfig()
     pairs: list[Pair] = Field(min_length=1)
+    webhooks: dict[str, WebhookSource] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _webhook_sources_are_url_safe(self) -> SynclineConfig:
+        for name in self.webhooks:
+            if not re.fullmatch(WEBHOOK_SOURCE_PATTERN, name):
+                raise ValueError(f"webhook source {name!r}: use lower-case letters, digits and '-' (it is a URL path)")
+        return self
 
     @model_validator(mode="after")
     def _pairs_name_known_systems(self) -> SynclineConfig:
@@ -71,7 +125,8 @@ def load_config(path: Path | str | None = None) -> SynclineConfig:
     """Read and validate the configuration file; errors say which field is wrong and how."""
     source = Path(path) if path else DEFAULT_PATH
     try:
-        raw = tomllib.loads(source.read_text(encoding="utf-8"))
+        text = source.read_text(encoding="utf-8")
+        raw = tomllib.loads(text)
     except FileNotFoundError:
         raise ConfigError(f"{source}: configuration file not found (set SYNCLINE_CONFIG)") from None
     except tomllib.TOMLDecodeError as exc:
@@ -79,10 +134,50 @@ def load_config(path: Path | str | None = None) -> SynclineConfig:
     try:
         return SynclineConfig.model_validate(raw)
     except ValidationError as exc:
+        lines = _line_index(text)
         problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or '(top level)'}: {error['msg']}" for error in exc.errors()
+            f"{_where(lines, error['loc'])}{'.'.join(str(part) for part in error['loc']) or '(top level)'}: {error['msg']}"
+            for error in exc.errors()
         )
         raise ConfigError(f"{source}: {problems}") from None
+
+
+def _line_index(text: str) -> dict[tuple[str, ...], int]:
+    """Dotted path (array members as their index) -> the line that defines it, for error messages.
+
+    A light scan of headers and ``key =`` lines, enough for this file's style (no multi-line values).
+    """
+    index: dict[tuple[str, ...], int] = {}
+    table: tuple[str, ...] = ()
+    counts: dict[tuple[str, ...], int] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.split("#", 1)[0].strip()  # keys here never contain '#'; only the key part is used
+        if stripped.startswith("[["):
+            name = tuple(_key_parts(stripped[2:].split("]]", 1)[0]))
+            counts[name] = counts.get(name, -1) + 1
+            table = (*name, str(counts[name]))
+            index.setdefault(table, number)
+        elif stripped.startswith("["):
+            name = tuple(_key_parts(stripped[1:].split("]", 1)[0]))
+            # A sub-table of the latest array member: [pairs.locations] after the 2nd [[pairs]].
+            parent = next((t for t in sorted(counts, key=len, reverse=True) if name[: len(t)] == t), None)
+            table = (*parent, str(counts[parent]), *name[len(parent) :]) if parent else name
+            index.setdefault(table, number)
+        elif "=" in stripped:
+            index.setdefault((*table, *_key_parts(stripped.split("=", 1)[0])), number)
+    return index
+
+
+def _key_parts(dotted: str) -> list[str]:
+    return [part.strip().strip('"').strip("'") for part in dotted.split(".") if part.strip()]
+
+
+def _where(lines: dict[tuple[str, ...], int], loc: tuple[int | str, ...]) -> str:
+    path = tuple(str(part) for part in loc)
+    for size in range(len(path), 0, -1):
+        if path[:size] in lines:
+            return f"line {lines[path[:size]]}: "
+    return ""
 
 
 @cache

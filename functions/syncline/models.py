@@ -27,6 +27,9 @@ class ChangeNotice(BaseModel):
     source_version: int | None = None
     delivery_id: str | None = None
     trace_id: str | None = None
+    triggered_at: datetime | None = Field(
+        None, description="when the source says the change happened (e.g. X-Shopify-Triggered-At); spots stale retries"
+    )
 
 
 class NoticeBatch(BaseModel):

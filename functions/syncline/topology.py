@@ -14,6 +14,13 @@ from syncline.config import SynclineConfig
 
 NOTICE_SOURCE_PREFIX = "syncline."
 NOTICE_DETAIL_TYPE = "ChangeNotices"
+MONITOR_RATE_SECONDS = 300  # the health report and its metrics, every five minutes
+WEBHOOK_ROUTE = "/webhooks/{source}"
+
+
+def webhook_secret_id(source: str) -> str:
+    """How a FunctionSpec names the signing secret of a webhook source (systems are named plainly)."""
+    return f"webhook:{source}"
 
 
 class _Spec(BaseModel):
@@ -38,7 +45,12 @@ class FunctionSpec(_Spec):
     table_access: Literal["read", "readwrite"] | None = None
     publishes_notices: bool = False
     dead_letters_to: str | None = Field(None, description="QueueSpec.id whose DLQ it writes directly")
-    secrets: tuple[str, ...] = Field((), description="systems whose connection secret it reads")
+    secrets: tuple[str, ...] = Field(
+        (), description="systems whose connection secret it reads; webhook_secret_id(source) for a webhook source's"
+    )
+    inspects_queues: bool = Field(
+        False, description="reads every work queue's depth and peeks every DLQ without consuming (the monitor)"
+    )
 
 
 class QueueSpec(_Spec):
@@ -142,6 +154,30 @@ def build_topology(config: SynclineConfig) -> Topology:
                 queue=queue.id,
             )
         )
+    routes = []
+    if config.webhooks:
+        webhook = FunctionSpec(
+            id="webhook",
+            handler="handlers.webhook.handler",
+            timeout_seconds=10,
+            memory_mb=512,
+            description="Webhook ingress: verify signature -> dedupe delivery id -> ChangeNotices on the bus -> 2xx",
+            table_access="readwrite",
+            publishes_notices=True,
+            secrets=tuple(webhook_secret_id(source) for source in sorted(config.webhooks)),
+        )
+        functions.append(webhook)
+        routes.append(RouteSpec(method="POST", path=WEBHOOK_ROUTE, function=webhook.id))
+    monitor = FunctionSpec(
+        id="monitor",
+        handler="handlers.monitor.handler",
+        timeout_seconds=60,
+        reserved_concurrency=1,
+        description="Health report (lag, backlog, DLQ depth and age, failures per hour) -> EMF metrics + HEALTH#latest",
+        table_access="readwrite",
+        inspects_queues=True,
+    )
+    functions.append(monitor)
     return Topology(
         app=app,
         table=TableSpec(name=f"{app}-state"),
@@ -149,5 +185,9 @@ def build_topology(config: SynclineConfig) -> Topology:
         functions=tuple(functions),
         queues=tuple(queues),
         rules=tuple(rules),
-        schedules=(ScheduleSpec(id="poll_erp", rate_seconds=config.poller.rate_seconds, function=poller.id),),
+        schedules=(
+            ScheduleSpec(id="poll_erp", rate_seconds=config.poller.rate_seconds, function=poller.id),
+            ScheduleSpec(id="monitor", rate_seconds=MONITOR_RATE_SECONDS, function=monitor.id),
+        ),
+        routes=tuple(routes),
     )

@@ -14,7 +14,7 @@ from infra.constructs.notice_bus import NoticeBus
 from infra.constructs.state_table import StateTable
 from infra.constructs.sync_queue import SyncQueue
 from infra.function_builder import FunctionBuilder, import_secrets
-from syncline.topology import FunctionSpec, QueueSpec, TableSpec
+from syncline.topology import FunctionSpec, QueueSpec, TableSpec, webhook_secret_id
 
 if TYPE_CHECKING:
     from tests.infra.conftest import Synthesized
@@ -81,13 +81,28 @@ def test_a_sync_worker_may_send_to_its_own_dlq_and_consume_its_queue_only(synthe
         assert ("sqs:SendMessage", synthesized.arn(queue_id)) not in sqs
 
 
+def test_the_webhook_function_publishes_records_deliveries_and_reads_only_webhook_secrets(
+    synthesized: Synthesized,
+) -> None:
+    (bus_id,) = synthesized.of_type("AWS::Events::EventBus")
+    webhook = statements(synthesized.resources, synthesized.logical_id("webhook"))
+    assert allowed(webhook, "events:") == [("events:PutEvents", synthesized.arn(bus_id))]
+    assert allowed(webhook, "sqs:") == []
+    names = {secret_name(resource) for _, resource in allowed(webhook, "secretsmanager:")}
+    assert names == {source.secret for source in synthesized.config.webhooks.values()}
+    assert not names & {system.secret for system in synthesized.config.systems.values()}
+
+
 def test_the_poller_touches_no_queue(synthesized: Synthesized) -> None:
     poller = statements(synthesized.resources, synthesized.logical_id("poller"))
     assert allowed(poller, "sqs:") == []
 
 
 def test_secrets_are_readable_only_by_functions_naming_their_system(synthesized: Synthesized) -> None:
-    systems = synthesized.config.systems
+    config = synthesized.config
+    references = {name: system.secret for name, system in config.systems.items()} | {
+        webhook_secret_id(name): source.secret for name, source in config.webhooks.items()
+    }
     for spec in synthesized.topology.functions:
         granted = allowed(statements(synthesized.resources, synthesized.logical_id(spec.id)), "secretsmanager:")
         assert {action for action, _ in granted} <= {
@@ -95,7 +110,7 @@ def test_secrets_are_readable_only_by_functions_naming_their_system(synthesized:
             "secretsmanager:DescribeSecret",
         }
         names = {secret_name(resource) for _, resource in granted}
-        assert names == {systems[system].secret for system in spec.secrets}, spec.id
+        assert names == {references[reference] for reference in spec.secrets}, spec.id
 
 
 def test_table_access_matches_the_spec(synthesized: Synthesized) -> None:

@@ -229,12 +229,14 @@ def test_a_sub_minute_schedule_is_refused_with_a_clear_error() -> None:
         Schedules(Stack(), "Schedules", specs=[spec], functions={})
 
 
-def test_declared_webhook_routes_are_not_silently_dropped(synthesized: Synthesized) -> None:
+def test_a_topology_without_routes_deploys_no_webhook_api(synthesized: Synthesized) -> None:
+    config = synthesized.config.model_copy(update={"webhooks": {}})
     topology = synthesized.topology.model_copy(
-        update={"routes": (RouteSpec(method="POST", path="/webhooks/shopify", function="webhook"),)}
+        update={"routes": (), "functions": tuple(f for f in synthesized.topology.functions if f.id != "webhook")}
     )
-    with pytest.raises(NotImplementedError, match="webhook API"):
-        SynclineStack(Stack(), "WithRoutes", config=synthesized.config, topology=topology, code_dir=synthesized.outdir)
+    stack = SynclineStack(Stack(), "NoRoutes", config=config, topology=topology, code_dir=synthesized.outdir)
+    assert stack.webhook_api is None
+    assert RouteSpec(method="POST", path="/webhooks/{source}", function="webhook") in synthesized.topology.routes
 
 
 def test_the_app_applies_the_feature_flags_from_cdk_json(synthesized: Synthesized) -> None:

@@ -170,6 +170,12 @@ class DynamoStateStore:
                 written = list(pool.map(put, puts))
         return {key for key in written if key is not None}
 
+    def forget_many(self, pair: str, entity: str, keys: Sequence[str]) -> None:
+        """Delete the state of keys whose record was deleted from the target (``syncline reconcile --apply``)."""
+        prefix = _state_prefix(pair, entity)
+        for key in keys:
+            self._client.delete_item(TableName=self._table, Key={"pk": {"S": prefix + key}})
+
 
 def _conditional_put(table: str, pk: str, state: KnownState, now: str) -> dict[str, Any]:
     return {

@@ -6,7 +6,7 @@ older delivery never replaces newer data, whatever order messages arrive in.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from syncline.erp.sage300 import INVENTORY_FIELDS
@@ -81,6 +81,47 @@ class PostgresStorefront:
         columns = list(zip(*(as_row(level) for level in levels), strict=True))
         rows = self._connection().execute(UPSERT_SQL, [list(column) for column in columns]).fetchall()
         return {inventory_key(sku, location) for sku, location in rows}
+
+    def iter_rows(self, page_size: int = 5000) -> Iterator[list[tuple[Any, ...]]]:
+        """Every row in ``COLUMNS`` order, in keyset pages by (sku, location) (reconciliation reads it all)."""
+        after: tuple[str, str] | None = None
+        columns = ", ".join(COLUMNS)
+        while True:
+            params: list[Any]
+            if after is None:
+                sql, params = f"SELECT {columns} FROM inventory_levels ORDER BY sku, location LIMIT %s", [page_size]
+            else:
+                sql = (
+                    f"SELECT {columns} FROM inventory_levels WHERE (sku, location) > (%s, %s) "
+                    "ORDER BY sku, location LIMIT %s"
+                )
+                params = [*after, page_size]
+            page = [tuple(row) for row in self._connection().execute(sql, params).fetchall()]
+            if page:
+                yield page
+            if len(page) < page_size:
+                return
+            after = (page[-1][0], page[-1][1])
+
+    def delete_inventory(self, rows: Sequence[tuple[str, str, int]]) -> set[str]:
+        """Delete (sku, location) rows still at or below the given version; returns the keys deleted.
+
+        The version guard keeps a row that was written again since it was judged deletable.
+        """
+        if not rows:
+            return set()
+        skus, locations, versions = (list(column) for column in zip(*rows, strict=True))
+        deleted = (
+            self._connection()
+            .execute(
+                "DELETE FROM inventory_levels t USING unnest(%s::text[], %s::text[], %s::bigint[]) AS d(sku, location, version) "
+                "WHERE t.sku = d.sku AND t.location = d.location AND t.source_version <= d.version "
+                "RETURNING t.sku, t.location",
+                [skus, locations, versions],
+            )
+            .fetchall()
+        )
+        return {inventory_key(sku, location) for sku, location in deleted}
 
     def bulk_load(self, rows: Iterable[Sequence[tuple[Any, ...]]]) -> int:
         """Stream pages of ``as_row``-ordered tuples in with COPY; returns the rows streamed.

@@ -164,9 +164,8 @@ class Sage300Reader:
             rows.extend(_as_record(row) for row in self._query(fetch_by_items_sql(len(chunk)), chunk))
         return rows
 
-    def iter_all(self, page_size: int = 5000) -> Iterator[list[dict[str, Any]]]:
-        """Every ICILOC row in keyset pages (item, location), for backfill and reconcile."""
-        after: tuple[str, str] | None = None
+    def iter_all(self, page_size: int = 5000, after: tuple[str, str] | None = None) -> Iterator[list[dict[str, Any]]]:
+        """Every ICILOC row in keyset pages (item, location), for backfill and reconcile; resumable ``after`` a key."""
         while True:
             params: list[object] = [page_size] if after is None else [*keyset_params(after), page_size]
             page = [_as_record(row) for row in self._query(bulk_page_sql(after is None), params)]

@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 import boto3
+import httpx
 from rich.console import Console
 from rich.table import Table
 
@@ -103,9 +104,11 @@ def run_demo(
         what = f"round 2's {len(round_two)} messages delivered twice more, shuffled"
         rounds.append(Round("3 · duplicates", what, metric_log.read(), time.perf_counter() - began))
 
+        webhooks = _webhook_round(stack)
         consistency = _consistency(stack)
         dead = stack.dead_letters(QUEUE)
         _print_summary(console, rounds, consistency, dead)
+        _print_webhooks(console, webhooks)
         return {
             "rounds": [
                 {
@@ -118,9 +121,37 @@ def run_demo(
             ],
             "consistency": consistency,
             "dead_letters": len(dead),
+            "webhooks": webhooks,
         }
     finally:
         stack.down()
+
+
+WEBHOOK_SOURCE = "shopify-store-a"
+
+
+def _webhook_round(stack: LocalStack) -> dict[str, int]:
+    """One Shopify inventory webhook signed and accepted, the same delivery again, and a forgery."""
+    if WEBHOOK_SOURCE not in stack.config.webhooks:
+        return {}
+    level = {"inventory_item_id": 271878346596884015, "location_id": 24826418, "available": 6}
+    with httpx.Client(timeout=10) as client:
+        sender = stack.webhook_sender(WEBHOOK_SOURCE, client)
+        accepted = sender.post(level, delivery_id="demo-event-1")
+        duplicate = sender.post(level, delivery_id="demo-event-1")
+        forged = sender.post(level | {"available": 9999}, delivery_id="demo-event-2", forged=True)
+    return {"signed": accepted.status_code, "duplicate": duplicate.status_code, "forged": forged.status_code}
+
+
+def _print_webhooks(console: Console, webhooks: dict[str, int]) -> None:
+    if not webhooks:
+        return
+    ok = (webhooks["signed"], webhooks["duplicate"], webhooks["forged"]) == (202, 200, 401)
+    mark = "[green]✓[/]" if ok else "[red]✗[/]"
+    console.print(
+        f"{mark} webhooks to /webhooks/{WEBHOOK_SOURCE}: signed accepted ({webhooks['signed']}) · "
+        f"duplicate absorbed ({webhooks['duplicate']}) · forged rejected ({webhooks['forged']})"
+    )
 
 
 def _take_messages(stack: LocalStack) -> list[str]:

@@ -15,16 +15,19 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import httpx
 
 from syncline.adapters import aws
 from syncline.adapters.storefront_pg import ensure_schema
 from syncline.config import SynclineConfig, cached_config, load_config
+from syncline.local.api_gateway import ApiGateway, Route
 from syncline.local.lambda_runtime import Invocation, LocalFunction, PollOutcome, SqsEventSource, scheduled_event
 from syncline.local.moto_server import LOCAL_ACCOUNT, LOCAL_REGION, MotoServer
 from syncline.local.postgres import ERP_READER, PostgresServer
 from syncline.local.provision import Resources, provision
 from syncline.local.sage300 import Sage300Emulator
-from syncline.settings import ENV_CONFIG
+from syncline.local.webhook_sender import WebhookSender, generate_secret
+from syncline.settings import ENV_CONFIG, ENV_STATE_COMMIT
 from syncline.topology import Topology, build_topology
 
 ERP_DATABASE = "sage300"
@@ -43,6 +46,9 @@ class LocalStack:
     work_dir: Path
     owns_services: bool = True
     _connections: list[Any] = field(default_factory=list)
+    api: ApiGateway | None = None
+    webhook_secrets: dict[str, list[str]] = field(default_factory=dict)
+    """Generated signing secrets per webhook source (what a sender would be given), newest first."""
 
     @classmethod
     def up(
@@ -54,6 +60,7 @@ class LocalStack:
         moto: MotoServer | None = None,
         postgres: PostgresServer | None = None,
         retry_after_seconds: int = 1,
+        state_commit: str = "per_key",
     ) -> LocalStack:
         """Start (or reuse) the services, create every resource from the topology, wire the functions."""
         work_dir = work_dir or Path(tempfile.mkdtemp(prefix="syncline-local-"))
@@ -78,11 +85,19 @@ class LocalStack:
                 secrets[system.secret] = postgres.secret_for(ERP_DATABASE, user=ERP_READER, password=reader_password)
             else:
                 secrets[system.secret] = postgres.secret_for(STOREFRONT_DATABASE)
+        webhook_secrets = {name: [generate_secret(source.scheme)] for name, source in config.webhooks.items()}
+        for name, source in config.webhooks.items():
+            secrets[source.secret] = {"secrets": webhook_secrets[name]}
         topology = build_topology(config)
         resources = provision(topology, secrets, LOCAL_REGION)
 
         log_file = work_dir / "logs" / "functions.log"
-        functions = {spec.id: LocalFunction(spec, resources.environment(spec), log_file) for spec in topology.functions}
+        # moto copies the whole table for every TransactWriteItems call, so locally state is committed per key.
+        local_env = {ENV_STATE_COMMIT: state_commit}
+        functions = {
+            spec.id: LocalFunction(spec, {**resources.environment(spec), **local_env}, log_file)
+            for spec in topology.functions
+        }
         sqs = boto3.session.Session(region_name=LOCAL_REGION).client("sqs")
         event_sources = {
             queue_id: SqsEventSource(
@@ -95,7 +110,40 @@ class LocalStack:
             )
             for queue_id, queue in resources.queues.items()
         }
-        return cls(config, topology, moto, postgres, resources, functions, event_sources, work_dir, owns)
+        stack = cls(config, topology, moto, postgres, resources, functions, event_sources, work_dir, owns)
+        stack.webhook_secrets = webhook_secrets
+        if topology.routes:
+            routes = [Route(r.method, r.path, functions[r.function]) for r in topology.routes]
+            stack.api = ApiGateway(routes).start()
+        return stack
+
+    # -- webhooks ------------------------------------------------------------------------------------
+    @property
+    def api_url(self) -> str:
+        """Base URL of the local API Gateway (webhooks at ``{api_url}/webhooks/{source}``)."""
+        if self.api is None:
+            raise RuntimeError("the topology declares no routes (no [webhooks] in the configuration)")
+        return self.api.url
+
+    def webhook_sender(self, source: str, client: httpx.Client) -> WebhookSender:
+        """A sender signing with the source's current secret, posting through the local gateway."""
+        scheme = self.config.webhooks[source].scheme
+        return WebhookSender(self.api_url, source, scheme, self.webhook_secrets[source][0], client)
+
+    def rotate_webhook_secret(self, source: str, *, keep_previous: bool = True) -> str:
+        """Put a new signing secret first in the source's secret (keeping the old one while senders switch)."""
+        new = generate_secret(self.config.webhooks[source].scheme)
+        self.webhook_secrets[source] = [new, *self.webhook_secrets[source][:1]] if keep_previous else [new]
+        secretsmanager = boto3.session.Session(region_name=LOCAL_REGION).client("secretsmanager")
+        secretsmanager.put_secret_value(
+            SecretId=self.config.webhooks[source].secret,
+            SecretString=json.dumps({"secrets": self.webhook_secrets[source]}),
+        )
+        # In AWS the functions see the new value within their 5-minute secret cache; locally, at once.
+        from aws_lambda_powertools.utilities import parameters  # noqa: PLC0415
+
+        parameters.clear_caches()  # type: ignore[no-untyped-call]
+        return new
 
     # -- the ERP user's side -------------------------------------------------------------------------
     def erp(self) -> Sage300Emulator:
@@ -192,6 +240,9 @@ class LocalStack:
         }
 
     def down(self) -> None:
+        if self.api is not None:
+            self.api.stop()
+            self.api = None
         for connection in self._connections:
             connection.close()
         self._connections.clear()

@@ -28,6 +28,7 @@ __all__ = [
     "SCHEMES",
     "HmacScheme",
     "HubSpotScheme",
+    "MalformedSignatureHeader",
     "Outgoing",
     "Scheme",
     "SignatureError",
@@ -53,6 +54,10 @@ _MAX_TIMESTAMP_DIGITS: Final = 16
 
 class SignatureError(ValueError):
     """The request's signature is missing, malformed, stale or does not match."""
+
+
+class MalformedSignatureHeader(SignatureError):
+    """A signature or timestamp header is present but not in the scheme's format (a client error, not a forgery)."""
 
 
 @dataclass(frozen=True)
@@ -159,7 +164,7 @@ def _expect_any(
 def _parse_timestamp(value: str) -> int:
     """Parse a decimal Unix timestamp; refuse signs, spaces, underscores and fractions."""
     if not (value.isascii() and value.isdigit()) or len(value) > _MAX_TIMESTAMP_DIGITS:
-        raise SignatureError("invalid timestamp")
+        raise MalformedSignatureHeader("invalid timestamp")
     return int(value)
 
 
@@ -294,7 +299,7 @@ class StripeScheme:
         fields = _stripe_fields(request.header(self.header))
         timestamps = fields.get("t", [])
         if len(timestamps) != 1:
-            raise SignatureError(f"malformed {self.header} header: expected one t=")
+            raise MalformedSignatureHeader(f"malformed {self.header} header: expected one t=")
         _check_fresh(_parse_timestamp(timestamps[0]), request)
         message = f"{timestamps[0]}.".encode() + request.body
         _expect_any(keys, message, fields.get("v1", []))

@@ -1,0 +1,579 @@
+"""The operations commands of ``syncline``: thin argparse front-ends over ``syncline.ops``.
+
+Exit codes (the same for every command, so scripts can trust them):
+  0  done, and nothing needs attention
+  1  error: the command could not do its work (the message says why)
+  2  usage error, or a destructive command refused without confirmation
+  3  nothing to act on: no local stack / endpoint unreachable, no such message, pair or job
+  4  done, but something needs attention: messages in a DLQ (list), moves that failed (redrive),
+     discrepancies (reconcile), an unhealthy report (status), rows rejected (backfill)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from syncline.ops.timeparse import age_text, parse_time
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_ATTENTION = 0, 1, 2, 3, 4
+
+TARGET_HELP = """where the command acts (first match wins):
+  --endpoint-url URL        that endpoint (a moto server); test credentials if none are configured
+  --aws/--profile/--region  AWS, with boto3's credential chain
+  .local/stack.json         the local stack started here by `syncline local up`
+  otherwise                 AWS with boto3's defaults (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL)
+The target is printed on stderr before anything happens."""
+
+
+class NotFound(LookupError):
+    """Exit 3: the thing asked for does not exist."""
+
+
+def target_options() -> argparse.ArgumentParser:
+    """Options every operations command takes (a parent parser)."""
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("target (see `syncline dlq --help`)")
+    group.add_argument("--endpoint-url", metavar="URL", help="AWS endpoint override (moto server, LocalStack)")
+    group.add_argument("--profile", help="AWS named profile")
+    group.add_argument("--region", help="AWS region")
+    group.add_argument("--aws", action="store_true", help="act on AWS even if a local stack is running here")
+    group.add_argument("--config", metavar="FILE", help="configuration file (default: functions/syncline.toml)")
+    return parent
+
+
+def json_option() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    return parent
+
+
+def add_commands(commands: Any) -> None:
+    """Register ``dlq``, ``reconcile``, ``status`` and ``backfill`` on the root parser's subparsers."""
+    target, as_json = target_options(), json_option()
+    filters = _filter_options()
+    formatter = argparse.RawDescriptionHelpFormatter
+
+    dlq = commands.add_parser(
+        "dlq",
+        help="dead-letter queues: list, show, redrive, purge",
+        description="Inspect what could not be synced, and send it back once the cause is fixed.\n\n"
+        "A DLQ holds two kinds of message: a dead letter the worker parked (a record that cannot sync as is: "
+        "the reason, stage and ERP row are inside), and an event SQS moved after five failed deliveries "
+        "(a transient failure that outlasted the retries). Both go back unchanged; the worker is idempotent.\n\n"
+        + TARGET_HELP,
+        formatter_class=formatter,
+    ).add_subparsers(title="dlq commands", metavar="COMMAND")
+
+    listing = dlq.add_parser(
+        "list",
+        parents=[target, as_json, filters],
+        help="messages in every DLQ, with reason, source, keys and age (nothing is consumed)",
+        description="Read every message of the DLQs and make each visible again at once: listing consumes "
+        "nothing. Exit 0 when the listed DLQs are empty, 4 when they hold messages.",
+        epilog="examples:\n  syncline dlq list\n  syncline dlq list --error 'not mapped' --since 2h\n"
+        "  syncline dlq list --source sage300 --json | jq '.[].keys'",
+        formatter_class=formatter,
+    )
+    listing.add_argument("--limit", type=int, default=1000, help="read at most this many per queue (default 1000)")
+    listing.set_defaults(run=_dlq_list)
+
+    show = dlq.add_parser(
+        "show",
+        parents=[target, as_json],
+        help="one message with its full context (notice, ERP row, attributes)",
+        description="Find a message by its id (or a unique prefix of it, as `dlq list` prints) and print "
+        "everything it carries. Exit 3 when no message has that id.",
+        formatter_class=formatter,
+    )
+    show.add_argument("id", help="message id or a unique prefix")
+    show.add_argument("--queue", help="queue id, name or target (default: every queue)")
+    show.set_defaults(run=_dlq_show)
+
+    redrive = dlq.add_parser(
+        "redrive",
+        parents=[target, as_json, filters],
+        help="send messages back to their queue once the cause is fixed",
+        description="Send DLQ messages back to the queue they came from. Without filters the whole queue goes "
+        "with SQS StartMessageMoveTask (server-side) where the service offers it; with filters, or where it does "
+        "not (moto), messages move one by one: sent first, deleted after, so a crash can duplicate a message "
+        "(harmless: the worker is idempotent) but never lose one. Unparsable messages are skipped: they can never "
+        "sync. Exit 0 when every selected message moved, 4 when some failed.",
+        epilog="examples:\n  syncline dlq redrive --dry-run\n  syncline dlq redrive --error 'not mapped' --rate 20\n"
+        "  syncline dlq redrive --id 3f2a9c1e",
+        formatter_class=formatter,
+    )
+    redrive.add_argument("--dry-run", action="store_true", help="report what would move; move nothing")
+    redrive.add_argument("--rate", type=_rate, metavar="N/s", help="at most N messages per second (e.g. 20 or 20/s)")
+    redrive.add_argument(
+        "--id", action="append", default=[], dest="ids", metavar="ID", help="only this message (repeatable)"
+    )
+    redrive.add_argument(
+        "--one-by-one", action="store_true", help="never use StartMessageMoveTask, even for the whole queue"
+    )
+    redrive.set_defaults(run=_dlq_redrive)
+
+    purge = dlq.add_parser(
+        "purge",
+        parents=[target, as_json],
+        help="delete every message of a DLQ (asks first; --yes for scripts)",
+        description="Delete every message of the DLQ(s) for good. Asks for the queue name to be typed back; "
+        "--yes skips the question (scripts). Without a terminal and without --yes it refuses (exit 2). "
+        "Consider `dlq list --json > saved.json` first.",
+        formatter_class=formatter,
+    )
+    purge.add_argument("--queue", help="queue id, name or target (default: every queue)")
+    purge.add_argument("--yes", action="store_true", help="do not ask")
+    purge.set_defaults(run=_dlq_purge)
+
+    reconcile = commands.add_parser(
+        "reconcile",
+        parents=[target, as_json],
+        help="full compare of a pair's source and target; --apply repairs",
+        description="Read every record of the pair's source (the ERP) and target (the storefront) and classify "
+        "each key: missing in the target, missing in the source (deleted in the ERP: timestamp polling never "
+        "sees deletes), mismatched fields, target ahead of the source (never overwritten), stale version "
+        "(content equal; informational). Prints a summary with the consistency ratio (records in agreement / "
+        "records compared) and writes the full JSON report.\n\n"
+        "--apply then repairs in batches through the normal write path: it fetches the current ERP rows, "
+        "upserts them with the version guard and commits the state cache; a delete is re-checked against the "
+        "ERP and guarded by the version the compare saw. A second compare verifies the result.\n\n"
+        "Exit 0 when the pair agrees (after --apply: when it converged), 4 when discrepancies remain.",
+        epilog="examples:\n  syncline reconcile erp-storefront-inventory            # dry run\n"
+        "  syncline reconcile erp-storefront-inventory --apply --report /tmp/recon.json",
+        formatter_class=formatter,
+    )
+    reconcile.add_argument("pair", help="sync pair name from syncline.toml")
+    mode = reconcile.add_mutually_exclusive_group()
+    mode.add_argument("--dry-run", action="store_true", help="compare and report only (the default)")
+    mode.add_argument("--apply", action="store_true", help="compare, repair, compare again")
+    reconcile.add_argument("--entity", help="entity to reconcile (default: the pair's; today inventory_level)")
+    reconcile.add_argument("--report", metavar="FILE", help="JSON report path (default: reconcile-PAIR-TIME.json here)")
+    reconcile.add_argument("--page-size", type=int, default=5000, help="rows per read page (default 5000)")
+    reconcile.add_argument("--batch-size", type=int, default=500, help="records per repair batch (default 500)")
+    reconcile.add_argument("--show", type=int, default=20, help="discrepancies printed (default 20; all in the report)")
+    reconcile.set_defaults(run=_reconcile)
+
+    status = commands.add_parser(
+        "status",
+        parents=[target, as_json],
+        help="health at a glance: last sync and lag per pair, backlog, DLQ depths and ages, errors",
+        description="One report from what Syncline stores: per pair the last successful sync (newest state "
+        "item), the newest ERP change the poller detected, and the lag (how long work has waited with nothing "
+        "synced); per queue the backlog, the DLQ depth, its oldest message's age and the failures of the last "
+        "hour. Levels: unhealthy (lag or errors over their limit), degraded (messages in a DLQ, backlog over its "
+        "limit), healthy. Exit 0 when healthy, 4 otherwise.",
+        formatter_class=formatter,
+    )
+    status.add_argument("--max-lag", type=float, default=300, metavar="S", help="unhealthy above (default 300 s)")
+    status.add_argument(
+        "--max-errors", type=int, default=10, metavar="N", help="unhealthy above N failures/hour (default 10)"
+    )
+    status.add_argument("--max-backlog", type=int, default=5000, metavar="N", help="degraded above (default 5000)")
+    status.add_argument("--max-dlq", type=int, default=0, metavar="N", help="degraded above N DLQ messages (default 0)")
+    status.add_argument(
+        "--quick", action="store_true", help="skip the state-table scan behind 'last sync' (large tables)"
+    )
+    status.set_defaults(run=_status)
+
+    backfill = commands.add_parser(
+        "backfill",
+        parents=[target, as_json],
+        help="initial or catch-up load of a pair through the bulk path, resumable",
+        description="Read every ERP row of the pair in keyset pages, map it with the sync's rules and load it "
+        "with COPY (into an empty table) or COPY and one version-guarded merge (newer storefront rows are never "
+        "replaced). A job record JOB#<id> in the state table remembers the last page loaded: after a crash or "
+        "Ctrl-C, --resume <id> continues from there (one page may load twice, harmlessly). --since loads only "
+        "rows changed since T (the ERP is still read in full: it has no index on the change stamp per row).\n\n"
+        "Exit 0 when the job completed, 4 when it completed but some rows could not be mapped (they are listed; "
+        "fix them in the ERP), 3 when --resume names no job.",
+        epilog="examples:\n  syncline backfill erp-storefront-inventory\n"
+        "  syncline backfill erp-storefront-inventory --since 2d\n"
+        "  syncline backfill erp-storefront-inventory --resume bf-20261123T031500Z-1a2b3c",
+        formatter_class=formatter,
+    )
+    backfill.add_argument("pair", help="sync pair name from syncline.toml")
+    backfill.add_argument("--since", metavar="T", type=_time, help="only rows changed since T (ISO time or age)")
+    backfill.add_argument("--resume", metavar="JOB", help="continue the job with this id")
+    backfill.add_argument("--page-size", type=int, default=5000, help="rows per page and per recorded step")
+    backfill.set_defaults(run=_backfill)
+
+
+def _filter_options() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("filters")
+    group.add_argument("--queue", help="queue id, name or target, e.g. storefront (default: every queue)")
+    group.add_argument("--source", help="source system, e.g. sage300")
+    group.add_argument("--error", metavar="TEXT", help="reason contains TEXT (case-insensitive)")
+    group.add_argument("--since", metavar="T", type=_time, help="failed at or after T: ISO time or age (30m, 2h, 1d)")
+    group.add_argument("--key", help="record key contains KEY, e.g. SKU-NEG")
+    return parent
+
+
+def _time(text: str) -> Any:
+    try:
+        return parse_time(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text.lower().removesuffix("/s"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a rate: use N or N/s") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("the rate must be positive")
+    return value
+
+
+# -- plumbing ----------------------------------------------------------------------------------------
+def context(args: argparse.Namespace) -> Any:
+    from syncline.ops.wiring import OpsContext, resolve_target  # noqa: PLC0415 - keeps --help fast
+
+    target = resolve_target(
+        endpoint_url=args.endpoint_url, profile=args.profile, region=args.region, force_aws=args.aws
+    )
+    print(f"target: {target.label}", file=sys.stderr)
+    return OpsContext(target, args.config)
+
+
+def emit(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+@contextmanager
+def progress(description: str, total: int | None, enabled: bool = True) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr when it is a terminal; ``advance(n)`` either way."""
+    try:
+        from rich.progress import Progress  # noqa: PLC0415
+    except ImportError:  # rich is a dev dependency; the bar is a nicety
+        yield lambda _n: None
+        return
+    from rich.console import Console  # noqa: PLC0415
+
+    console = Console(stderr=True)
+    with Progress(console=console, transient=True, disable=not (enabled and console.is_terminal)) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+# -- dlq ---------------------------------------------------------------------------------------------
+def _selection(args: argparse.Namespace) -> Any:
+    from syncline.ops.dlq import DlqFilter  # noqa: PLC0415
+
+    return DlqFilter(
+        source=args.source,
+        error=args.error,
+        since=args.since,
+        key=args.key,
+        ids=frozenset(getattr(args, "ids", []) or []),
+    )
+
+
+def _dlq_list(args: argparse.Namespace) -> int:
+    from syncline.ops.dlq import now_utc, peek  # noqa: PLC0415
+
+    ops = context(args)
+    selection = _selection(args)
+    now = now_utc()
+    messages: list[Any] = []
+    for spec in ops.queue_specs(args.queue):
+        found = peek(ops.dead_letter_queue(spec), limit=args.limit)
+        if len(found) >= args.limit:
+            print(f"note: {spec.dlq_name}: read the first {args.limit} messages only (--limit)", file=sys.stderr)
+        messages.extend(m for m in found if selection.matches(m))
+    messages.sort(key=lambda m: m.when)
+    if args.json:
+        emit([m.summary(now) for m in messages])
+    else:
+        _print_messages(messages, now)
+    return EXIT_ATTENTION if messages else EXIT_OK
+
+
+def _print_messages(messages: list[Any], now: Any) -> None:
+    if not messages:
+        print("No messages in the dead-letter queues (that match).")
+        return
+    print(f"{'ID':<10} {'QUEUE':<16} {'SOURCE':<9} {'KEY':<18} {'STAGE':<6} {'RECV':>4} {'AGE':>8}  REASON")
+    for m in messages:
+        keys = m.keys[0] if len(m.keys) == 1 else (f"{len(m.keys)} keys" if m.keys else "-")
+        print(
+            f"{m.id[:8]:<10} {m.queue:<16} {m.source or '-':<9} {keys:<18} {m.stage or m.kind[:6]:<6} "
+            f"{m.receive_count:>4} {age_text(m.age_seconds(now)):>8}  {m.reason}"
+        )
+    print(f"{len(messages)} message(s). `syncline dlq show ID` for one; fix the cause, then `syncline dlq redrive`.")
+
+
+def _dlq_show(args: argparse.Namespace) -> int:
+    from syncline.ops.dlq import now_utc, peek  # noqa: PLC0415
+
+    ops = context(args)
+    now = now_utc()
+    matches = [
+        m
+        for spec in ops.queue_specs(args.queue)
+        for m in peek(ops.dead_letter_queue(spec), limit=100_000)
+        if m.id.startswith(args.id)
+    ]
+    if not matches:
+        raise NotFound(f"no DLQ message with id {args.id!r} (ids change when a message is redriven)")
+    if len(matches) > 1:
+        raise NotFound(f"{len(matches)} messages start with {args.id!r}; give more of the id")
+    detail = matches[0].detail(now)
+    if args.json:
+        emit(detail)
+    else:
+        for name in ("id", "queue", "kind", "reason", "stage", "pair", "source", "entity", "keys", "failed_at"):
+            print(f"{name:>13}: {detail[name]}")
+        print(f"{'age':>13}: {age_text(detail['age_seconds'])} · received {detail['receive_count']} time(s)")
+        print(f"{'attributes':>13}: {json.dumps(detail['attributes'], sort_keys=True)}")
+        print("         body:")
+        print(json.dumps(detail["body"], indent=2, default=str))
+    return EXIT_OK
+
+
+def _dlq_redrive(args: argparse.Namespace) -> int:
+    from syncline.ops.dlq import redrive  # noqa: PLC0415
+
+    ops = context(args)
+    selection = _selection(args)
+    reports = []
+    for spec in ops.queue_specs(args.queue):
+        queue = ops.dead_letter_queue(spec)
+        with progress(f"redrive {spec.id}", queue.depth(), enabled=not args.json) as advance:
+            report = redrive(
+                queue,
+                selection,
+                dry_run=args.dry_run,
+                rate=args.rate,
+                use_move_task=not args.one_by_one,
+                on_progress=lambda _message, _what: advance(1),
+            )
+        reports.append(report)
+    if args.json:
+        emit([r.as_dict() for r in reports])
+    else:
+        verb = "would move" if args.dry_run else "moved"
+        for r in reports:
+            line = f"{r.queue}: {verb} {r.moved} · skipped {r.skipped} · failed {r.failed} ({r.method})"
+            if r.not_deleted:
+                line += f" · {r.not_deleted} sent but not deleted (will reappear; a duplicate is harmless)"
+            print(line)
+            for why, count in sorted(r.skipped_reasons.items()):
+                print(f"  skipped {count}: {why}")
+            for failure in r.failures[:20]:
+                print(f"  {failure}")
+            if r.note:
+                print(f"  note: {r.note}")
+    return EXIT_ATTENTION if any(r.failed or r.not_deleted for r in reports) else EXIT_OK
+
+
+def _dlq_purge(args: argparse.Namespace) -> int:
+    from syncline.ops.dlq import purge  # noqa: PLC0415
+
+    ops = context(args)
+    specs = ops.queue_specs(args.queue)
+    queues = [ops.dead_letter_queue(spec) for spec in specs]
+    names = ", ".join(spec.dlq_name for spec in specs)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print(f"syncline: refusing to purge {names} without --yes (no terminal to ask on)", file=sys.stderr)
+            return EXIT_USAGE
+        depth = sum(queue.depth() for queue in queues)
+        answer = input(f"Delete about {depth} message(s) from {names} for good? Type the word purge to confirm: ")
+        if answer.strip() != "purge":
+            print("Nothing purged.", file=sys.stderr)
+            return EXIT_USAGE
+    purged = purge(queues)
+    if args.json:
+        emit(purged)
+    else:
+        for queue_id, depth in purged.items():
+            print(f"{queue_id}: purged about {depth} message(s)")
+    return EXIT_OK
+
+
+# -- reconcile ---------------------------------------------------------------------------------------
+def pair_context(ops: Any, name: str) -> Any:
+    from zoneinfo import ZoneInfo  # noqa: PLC0415
+
+    from syncline.sync import PairContext  # noqa: PLC0415
+
+    try:
+        pair = ops.config.pair(name)
+    except Exception as exc:
+        raise NotFound(str(exc)) from None
+    return PairContext(pair.name, pair.source, pair.locations, ZoneInfo(ops.config.systems[pair.source].timezone))
+
+
+def _reconcile(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    from syncline.adapters.dynamodb import DynamoStateStore  # noqa: PLC0415
+    from syncline.adapters.storefront_pg import PostgresStorefront  # noqa: PLC0415
+    from syncline.erp.sage300 import Sage300Reader  # noqa: PLC0415
+    from syncline.ops import reconcile  # noqa: PLC0415
+
+    ops = context(args)
+    pair = pair_context(ops, args.pair)
+    declared = ops.config.pair(args.pair)
+    if args.entity and args.entity != declared.entity:
+        raise NotFound(f"pair {pair.name} syncs {declared.entity}, not {args.entity}")
+    try:
+        erp = ops.connection(pair.source, read_only=True)
+        store = ops.connection(declared.target, read_only=not args.apply)
+        source, target = Sage300Reader(lambda: erp), PostgresStorefront(lambda: store)
+        with progress(f"compare {pair.name}", None, enabled=not args.json) as advance:
+            before = reconcile.compare(
+                source=source, target=target, pair=pair, page_size=args.page_size, on_progress=advance
+            )
+        document: dict[str, Any] = {"mode": "apply" if args.apply else "dry-run", "before": before.as_dict()}
+        final = before
+        if args.apply and before.discrepancies:
+            state = DynamoStateStore(ops.dynamodb, ops.table)
+            with progress(f"repair {pair.name}", len(before.discrepancies), enabled=not args.json) as advance:
+                applied = reconcile.apply(
+                    before,
+                    source=source,
+                    target=target,
+                    state=state,
+                    pair=pair,
+                    batch_size=args.batch_size,
+                    on_progress=advance,
+                )
+            final = reconcile.compare(source=source, target=target, pair=pair, page_size=args.page_size)
+            document |= {"applied": applied.as_dict(), "after": final.as_dict()}
+    finally:
+        ops.close()
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = Path(args.report or f"reconcile-{pair.name}-{stamp}.json")
+    path.write_text(json.dumps(document, indent=2, default=str))
+    if args.json:
+        emit(document)
+    else:
+        _print_compare("before" if args.apply else "compare", before, args.show)
+        if "applied" in document:
+            a = document["applied"]
+            print(
+                f"repaired: {a['upserted']} upserted · {a['deleted']} deleted · {a['unchanged']} already current · "
+                f"{a['kept']} kept (back in the ERP) · {a['left']} left (target ahead) · {len(a['rejected'])} unmappable"
+            )
+            _print_compare("after", final, args.show)
+        print(f"report: {path}")
+    return EXIT_ATTENTION if final.discrepancies else EXIT_OK
+
+
+def _print_compare(label: str, report: Any, show: int) -> None:
+    counts = report.counts()
+    print(
+        f"{label}: {report.pair} · {report.compared} compared · {report.in_agreement} in agreement · "
+        f"consistency {report.consistency:.4%}"
+    )
+    print(
+        "  "
+        + " · ".join(f"{kind.replace('_', ' ')} {count}" for kind, count in counts.items())
+        + f" · stale version {report.stale_versions} (informational) · unmappable {report.unmappable} (see dlq list)"
+    )
+    for d in report.discrepancies[:show]:
+        fields = ", ".join(f"{name} {erp}→{tgt}" for name, (erp, tgt) in d.fields.items())
+        print(f"  {d.kind:<18} {d.key:<24} {fields}")
+    if len(report.discrepancies) > show:
+        print(f"  ... {len(report.discrepancies) - show} more in the report")
+
+
+# -- status ------------------------------------------------------------------------------------------
+def _status(args: argparse.Namespace) -> int:
+    from syncline.ops.dlq import now_utc  # noqa: PLC0415
+    from syncline.ops.health import Thresholds, assess  # noqa: PLC0415
+    from syncline.ops.wiring import health_figures  # noqa: PLC0415
+
+    ops = context(args)
+    pairs, queues = health_figures(ops, scan_state=not args.quick)
+    thresholds = Thresholds(args.max_lag, args.max_errors, args.max_backlog, args.max_dlq)
+    report = assess(pairs, queues, now=now_utc(), thresholds=thresholds)
+    if args.json:
+        emit(report.as_dict())
+    else:
+        print(f"Syncline is {report.level.upper()}")
+        for reason in report.reasons:
+            print(f"  ! {reason}")
+        for pair in report.pairs:
+            print(
+                f"pair {pair['pair']}: last sync {age_text(pair['since_last_sync_seconds'])} ago · "
+                f"lag {age_text(pair['lag_seconds'])} · newest ERP change detected {pair['last_change_detected'] or '-'}"
+            )
+        for queue in report.queues:
+            print(
+                f"queue {queue['queue']}: backlog {queue['backlog']} ({queue['waiting']} waiting, "
+                f"{queue['in_flight']} in flight) · DLQ {queue['dlq']} (oldest {age_text(queue['dlq_oldest_age_seconds'])}) · "
+                f"{queue['errors_last_hour']} failure(s) in the last hour"
+            )
+    return EXIT_OK if report.level == "healthy" else EXIT_ATTENTION
+
+
+# -- backfill ----------------------------------------------------------------------------------------
+def _backfill(args: argparse.Namespace) -> int:
+    from syncline.adapters.jobs import DynamoJobStore  # noqa: PLC0415
+    from syncline.adapters.storefront_pg import PostgresStorefront  # noqa: PLC0415
+    from syncline.erp.sage300 import Sage300Reader  # noqa: PLC0415
+    from syncline.ops.jobs import new_job, run_backfill  # noqa: PLC0415
+
+    ops = context(args)
+    pair = pair_context(ops, args.pair)
+    jobs = DynamoJobStore(ops.dynamodb, ops.table)
+    if args.resume:
+        job = jobs.load(args.resume)
+        if job is None:
+            raise NotFound(f"no backfill job {args.resume!r} in {ops.table}")
+        if job.pair != pair.name:
+            raise NotFound(f"job {job.id} is for pair {job.pair}, not {pair.name}")
+        if args.since:
+            print("note: --since is ignored with --resume (the job keeps its own)", file=sys.stderr)
+    else:
+        job = new_job(pair.name, since=args.since, page_size=args.page_size)
+    print(
+        f"job {job.id}: {'resuming after ' + '|'.join(job.position) if job.position else 'starting'}", file=sys.stderr
+    )
+    try:
+        erp = ops.connection(pair.source, read_only=True)
+        store = ops.connection(ops.config.pair(pair.name).target, read_only=False)
+        with progress(f"backfill {pair.name}", None, enabled=not args.json) as advance:
+            seen = {"read": job.read}
+
+            def report(step: Any) -> None:
+                advance(step.read - seen["read"])
+                seen["read"] = step.read
+
+            try:
+                job = run_backfill(
+                    job,
+                    source=Sage300Reader(lambda: erp),
+                    target=PostgresStorefront(lambda: store),
+                    jobs=jobs,
+                    pair=pair,
+                    on_progress=report,
+                )
+            except Exception:
+                print(
+                    f"job {job.id} stopped; continue with: syncline backfill {pair.name} --resume {job.id}",
+                    file=sys.stderr,
+                )
+                raise
+    finally:
+        ops.close()
+    if args.json:
+        emit(job.as_dict())
+    else:
+        print(
+            f"job {job.id} {job.status}: read {job.read} ERP rows in {job.pages} page(s) · loaded {job.loaded} · "
+            f"rejected {job.rejected}"
+        )
+        for key, reason in job.rejects:
+            print(f"  rejected {key}: {reason}")
+    return EXIT_ATTENTION if job.rejected else EXIT_OK

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -34,6 +35,11 @@ def events() -> EventBridgeClient:
 def sqs() -> SQSClient:
     client: SQSClient = _client("sqs")
     return client
+
+
+def is_condition_failure(exc: ClientError) -> bool:
+    """A conditional write refused because its condition did not hold (not an outage: never retried blindly)."""
+    return bool(exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException")
 
 
 def reset_clients() -> None:

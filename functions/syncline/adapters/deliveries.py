@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from syncline.adapters.aws import is_condition_failure
 from syncline.ports import DeliveryClaim
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ class DynamoDeliveryStore:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            if not is_condition_failure(exc):
                 raise
             held: dict[str, Any] = exc.response.get("Item", {})  # type: ignore[assignment]
             state = held.get("state", {}).get("S")
@@ -96,7 +97,7 @@ class DynamoDeliveryStore:
             )
         except ClientError as exc:
             # Our lease lapsed and another request took the delivery over; it completes it.
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            if not is_condition_failure(exc):
                 raise
 
     def release(self, source: str, delivery_id: str, token: str) -> None:
@@ -109,5 +110,5 @@ class DynamoDeliveryStore:
                 ExpressionAttributeValues={":token": {"S": token}},
             )
         except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            if not is_condition_failure(exc):
                 raise

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import ClientError
 
+from syncline.adapters.aws import is_condition_failure
 from syncline.ports import Checkpoint, CheckpointMoved, KnownState
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ class DynamoCheckpointStore:
                 ExpressionAttributeValues={":expected": {"N": str(expected_revision)}},
             )
         except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            if is_condition_failure(exc):
                 raise CheckpointMoved(f"checkpoint {source}/{stream} moved past revision {expected_revision}") from None
             raise
 
@@ -158,7 +159,7 @@ class DynamoStateStore:
             try:
                 self._client.put_item(**puts[key])
             except ClientError as exc:
-                if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                if is_condition_failure(exc):
                     return None
                 raise
             return key

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from syncline.adapters.aws import is_condition_failure
 from syncline.identity import AlreadyMapped, Identity
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ class DynamoIdentityStore:
                 ExpressionAttributeValues={":key": {"S": key}},
             )
         except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            if is_condition_failure(exc):
                 raise AlreadyMapped(
                     f"{system} id {system_id} is mapped to {self.key_of(entity, system, system_id)}; unset it there first"
                 ) from None

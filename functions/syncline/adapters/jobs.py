@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from syncline.adapters.aws import is_condition_failure
 from syncline.ops.jobs import BackfillJob, JobMoved
 
 if TYPE_CHECKING:
@@ -61,6 +62,6 @@ class DynamoJobStore:
                 ExpressionAttributeValues={":expected": {"N": str(expected_revision)}},
             )
         except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            if is_condition_failure(exc):
                 raise JobMoved(f"job {job.id} was advanced by another run (revision {expected_revision})") from None
             raise

@@ -15,16 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from syncline.adapters.aws import is_condition_failure
 from syncline.twoway import Base, Echo
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 ECHO_TTL_SECONDS = 7 * 86400
-
-
-def _conditional_failed(exc: ClientError) -> bool:
-    return exc.response["Error"]["Code"] == "ConditionalCheckFailedException"
 
 
 class DynamoBaseStore:
@@ -61,7 +58,7 @@ class DynamoBaseStore:
                 ExpressionAttributeValues={":expected": {"N": str(expected_version)}},
             )
         except ClientError as exc:
-            if _conditional_failed(exc):
+            if is_condition_failure(exc):
                 return False
             raise
         return True
@@ -116,7 +113,7 @@ class DynamoLeaseStore:
                 ExpressionAttributeValues={":now": {"N": f"{now:.3f}"}, ":owner": {"S": owner}},
             )
         except ClientError as exc:
-            if _conditional_failed(exc):
+            if is_condition_failure(exc):
                 return False
             raise
         return True
@@ -131,5 +128,5 @@ class DynamoLeaseStore:
                 ExpressionAttributeValues={":owner": {"S": owner}},
             )
         except ClientError as exc:
-            if not _conditional_failed(exc):  # someone else holds it now (ours expired): leave theirs alone
+            if not is_condition_failure(exc):  # someone else holds it now (ours expired): leave theirs alone
                 raise

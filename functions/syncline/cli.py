@@ -122,9 +122,10 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(run=_local_status)
 
-    from syncline.ops.commands import add_commands  # noqa: PLC0415
+    from syncline.ops.commands import add_commands, add_map_commands  # noqa: PLC0415
 
     add_commands(commands)
+    add_map_commands(commands)
     return parser
 
 

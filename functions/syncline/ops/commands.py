@@ -203,6 +203,94 @@ def add_commands(commands: Any) -> None:
     backfill.set_defaults(run=_backfill)
 
 
+def add_map_commands(commands: Any) -> None:
+    """``syncline map list | set | unset``: the identity map (each record's id in each system)."""
+    target, as_json = target_options(), json_option()
+    formatter = argparse.RawDescriptionHelpFormatter
+    mapping = commands.add_parser(
+        "map",
+        help="the identity map: which id a record has in each system",
+        description="Each record is known by a canonical key (a SKU, or SKU|location for inventory). The map "
+        "attaches each system's own id to it (a Shopify variant GID, a HubSpot id, the ERP ITEMNO). Matching by "
+        "exact SKU or barcode fills it; what cannot be matched is reported, never guessed, and set here by hand.\n\n"
+        + TARGET_HELP,
+        formatter_class=formatter,
+    ).add_subparsers(title="map commands", metavar="COMMAND")
+    listing = mapping.add_parser("list", parents=[target, as_json], help="every mapped key of an entity")
+    listing.add_argument("entity", help="e.g. variant, inventory_level, contact")
+    listing.set_defaults(run=_map_list)
+    setting = mapping.add_parser(
+        "set",
+        parents=[target, as_json],
+        help="attach a system's id to a key",
+        description="Attach SYSTEM's ID to KEY. Refused (exit 4) when the id is already attached to another key: "
+        "unset it there first, so one id never points at two records.",
+    )
+    for name, text in (
+        ("entity", "entity"),
+        ("key", "canonical key, e.g. A-100"),
+        ("system", "system name"),
+        ("id", "the system's id"),
+    ):
+        setting.add_argument(name, help=text)
+    setting.set_defaults(run=_map_set)
+    unsetting = mapping.add_parser("unset", parents=[target, as_json], help="detach a system's id from a key")
+    for name in ("entity", "key", "system"):
+        unsetting.add_argument(name)
+    unsetting.set_defaults(run=_map_unset)
+
+
+def _identity_store(args: argparse.Namespace) -> Any:
+    from syncline.adapters.identity_dynamodb import DynamoIdentityStore  # noqa: PLC0415
+
+    ops = context(args)
+    return ops, DynamoIdentityStore(ops.dynamodb, ops.table)
+
+
+def _map_list(args: argparse.Namespace) -> int:
+    from syncline.identity import describe  # noqa: PLC0415
+
+    ops, store = _identity_store(args)
+    identities = list(store.list(args.entity))
+    systems = sorted({system for identity in identities for system in identity.ids} | set(ops.config.systems))
+    rows = describe(identities, systems)
+    if args.json:
+        emit(rows)
+    elif not rows:
+        print(f"No {args.entity} is mapped yet. `syncline map set {args.entity} KEY SYSTEM ID` attaches one.")
+    else:
+        print("  ".join(f"{column:<24}" for column in ["key", *systems]))
+        for row in rows:
+            print("  ".join(f"{row[column]:<24}" for column in ["key", *systems]))
+    return EXIT_OK
+
+
+def _map_set(args: argparse.Namespace) -> int:
+    from syncline.identity import AlreadyMapped  # noqa: PLC0415
+
+    _, store = _identity_store(args)
+    try:
+        store.set(args.entity, args.key, args.system, args.id)
+    except AlreadyMapped as exc:
+        print(f"syncline: refused: {exc}", file=sys.stderr)
+        return EXIT_ATTENTION
+    if args.json:
+        emit({"entity": args.entity, "key": args.key, "system": args.system, "id": args.id})
+    else:
+        print(f"{args.entity} {args.key}: {args.system} = {args.id}")
+    return EXIT_OK
+
+
+def _map_unset(args: argparse.Namespace) -> int:
+    _, store = _identity_store(args)
+    current = store.get(args.entity, args.key)
+    if current is None or args.system not in current.ids:
+        raise NotFound(f"{args.entity} {args.key} has no {args.system} id")
+    store.unset(args.entity, args.key, args.system)
+    print(f"{args.entity} {args.key}: {args.system} id {current.ids[args.system]} detached")
+    return EXIT_OK
+
+
 def _filter_options() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("filters")

@@ -145,7 +145,8 @@ class Dependencies:
         if len(pairs) != 1:
             raise LookupError(f"expected one sync pair into {target} for {entity}, found {len(pairs)}")
         pair = pairs[0]
-        return PairContext(pair.name, pair.source, pair.locations, ZoneInfo(self.config.systems[pair.source].timezone))
+        tz = ZoneInfo(self.config.systems[pair.source].timezone)
+        return PairContext(pair.name, pair.source, pair.locations, tz, pair.filters.accepts)
 
 
 def dependencies() -> Dependencies:

@@ -52,6 +52,8 @@ def backfill_inventory(
         for page in _prefetched(source.iter_all(page_size)):
             rows = []
             for record in page:
+                if not pair.accepts(record["ITEMNO"], record["LOCATION"]):
+                    continue  # outside the pair's filters
                 try:
                     rows.append(inventory_row(record, pair.locations, pair.tz))
                 except MappingError as exc:

@@ -14,6 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from syncline.conflicts import LastWriterWinsSpec, PolicySpec, RecordPolicy, build_rule
+
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "syncline.toml"
 
 
@@ -40,12 +42,68 @@ class PollerConfig(_Strict):
     notices_per_event: int = Field(100, ge=1, le=500)
 
 
+Entity = Literal[
+    "inventory_level", "price", "product", "order", "shipment", "contact", "account", "deal", "asset", "record"
+]
+
+
+class PairFilters(_Strict):
+    """Which records a pair carries; the rest are skipped (not dead-lettered: they are simply not its business)."""
+
+    sku_prefixes: list[str] = Field(default_factory=list, description="only SKUs starting with one of these")
+    locations: list[str] = Field(default_factory=list, description="only these source location codes")
+
+    def accepts(self, sku: str, location: str | None = None) -> bool:
+        if self.sku_prefixes and not any(sku.startswith(prefix) for prefix in self.sku_prefixes):
+            return False
+        return not (self.locations and location is not None and location not in self.locations)
+
+
+class FieldGroup(_Strict):
+    """Fields decided together by one conflict policy (e.g. the ERP owns price and on-hand)."""
+
+    fields: list[str] = Field(min_length=1)
+    policy: PolicySpec
+
+
 class Pair(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,40}$")
     source: str
     target: str
-    entity: Literal["inventory_level"]
-    locations: dict[str, str] = Field(description="source location code -> target location code")
+    entity: Entity
+    direction: Literal["one_way", "two_way"] = "one_way"
+    locations: dict[str, str] = Field(default_factory=dict, description="source location code -> target location code")
+    filters: PairFilters = PairFilters()
+    fields: dict[str, str] = Field(default_factory=dict, description="target field -> source field, where names differ")
+    policy: PolicySpec = Field(
+        default=LastWriterWinsSpec(rule="last_writer_wins"), description="default conflict policy"
+    )
+    field_groups: list[FieldGroup] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Pair:
+        if self.entity == "inventory_level" and not self.locations:
+            raise ValueError("an inventory_level pair needs [pairs.locations] (source code -> target code)")
+        seen: dict[str, int] = {}
+        for index, group in enumerate(self.field_groups):
+            for name in group.fields:
+                if name in seen:
+                    raise ValueError(
+                        f"field {name!r} is in field_groups {seen[name]} and {index}; one policy per field"
+                    )
+                seen[name] = index
+        for spec in [self.policy, *(group.policy for group in self.field_groups)]:
+            owner = getattr(spec, "owner", None)
+            if owner is not None and owner not in {self.source, self.target}:
+                raise ValueError(f"source_authority owner {owner!r} is neither {self.source!r} nor {self.target!r}")
+        return self
+
+    def record_policy(self) -> RecordPolicy:
+        """The conflict policy of this pair, per field group, as the engine applies it."""
+        return RecordPolicy(
+            build_rule(self.policy),
+            [(frozenset(group.fields), build_rule(group.policy)) for group in self.field_groups],
+        )
 
 
 WebhookScheme = Literal["shopify", "github", "standard-webhooks", "svix", "stripe", "hubspot", "slack", "hmac"]

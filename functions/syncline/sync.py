@@ -98,6 +98,7 @@ class BatchResult:
     skipped_unchanged: int = 0
     skipped_stale: int = 0
     not_in_source: int = 0
+    filtered: int = 0  # outside the pair's filters: not its business, not an error
     dead_letters: list[DeadLetter | UnparsableMessage] = field(default_factory=list)
     failed_messages: set[str] = field(default_factory=set)
     failure: str | None = None
@@ -109,6 +110,7 @@ class PairContext:
     source: str
     locations: Mapping[str, str]
     tz: tzinfo = UTC
+    accepts: Callable[[str, str], bool] = lambda sku, location: True  # the pair's filters (SKU prefix, location)
 
 
 def sync_inventory_batch(
@@ -176,6 +178,9 @@ def _sync_wanted(
         if not requests:
             continue
         matched.add(erp_key)
+        if not pair.accepts(*erp_key):
+            result.filtered += 1
+            continue
         notice, message_id = requests[0]
         try:
             level = to_inventory_level(row, pair.locations, pair.tz)

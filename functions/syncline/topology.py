@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from syncline.config import SynclineConfig
+from syncline.config import ConfigError, SynclineConfig
 
 NOTICE_SOURCE_PREFIX = "syncline."
 NOTICE_DETAIL_TYPE = "ChangeNotices"
@@ -110,6 +110,18 @@ class Topology(_Spec):
 
 def build_topology(config: SynclineConfig) -> Topology:
     """Derive every resource from the configuration file: one queue and one worker per target."""
+    for pair in config.pairs:
+        if (
+            pair.direction != "one_way"
+            or pair.entity != "inventory_level"
+            or config.systems[pair.source].kind != "sage300"
+        ):
+            # Declared but not deployable yet: better refused here than deployed with a worker that cannot serve it.
+            raise ConfigError(
+                f"pair {pair.name!r}: {pair.direction} {pair.entity} sync from {config.systems[pair.source].kind} has no "
+                "worker yet (deployable today: one_way inventory_level from sage300; the two-way engine is "
+                "syncline.twoway, its workers arrive with the connectors)"
+            )
     app = config.app
     erp_sources = sorted({p.source for p in config.pairs if config.systems[p.source].kind == "sage300"})
     poller = FunctionSpec(

@@ -70,3 +70,78 @@ def test_a_pair_naming_an_undeclared_system_says_which(tmp_path: Path) -> None:
 def test_invalid_toml_is_reported_with_its_position(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"not valid TOML: .*line 2"):
         load_config(_write(tmp_path, "app = 'x'\n[systems\n"))
+
+
+TWO_WAY = """
+[systems.store-a]
+kind = "postgres"
+secret = "syncline/store-a"
+
+[systems.store-b]
+kind = "postgres"
+secret = "syncline/store-b"
+
+[[pairs]]
+name = "stores"
+source = "store-a"
+target = "store-b"
+entity = "price"
+direction = "two_way"
+policy = { rule = "last_writer_wins", priority = ["store-a"] }
+
+[pairs.filters]
+sku_prefixes = ["A-"]
+
+[[pairs.field_groups]]
+fields = ["base", "compare_at"]
+policy = { rule = "source_authority", owner = "store-a" }
+
+[[pairs.field_groups]]
+fields = ["status"]
+policy = { rule = "business_order", order = [["draft"], ["active"], ["archived"]], fallback = { rule = "manual_review" } }
+"""
+
+
+def test_a_two_way_pair_declares_its_policy_per_field_group(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from syncline.conflicts import Side, resolve
+
+    pair = load_config(_write(tmp_path, TWO_WAY)).pair("stores")
+    assert pair.filters.accepts("A-1") and not pair.filters.accepts("B-1")
+    policy = pair.record_policy()
+    now = datetime(2026, 11, 23, tzinfo=UTC)
+    a = Side("store-a", {"base": 10, "status": "active", "title": "old"}, now)
+    b = Side("store-b", {"base": 12, "status": "draft", "title": "new"}, now.replace(hour=1))
+    result = resolve(None, a, b, policy)
+    assert result.values == {"base": 10, "status": "active", "title": "new"}
+    assert result.rules == {"base": "source_authority", "status": "business_order", "title": "last_writer_wins"}
+
+
+def test_a_field_in_two_groups_or_a_foreign_owner_is_refused(tmp_path: Path) -> None:
+    twice = TWO_WAY.replace('fields = ["status"]', 'fields = ["status", "base"]')
+    with pytest.raises(ConfigError, match="field 'base' is in field_groups 0 and 1"):
+        load_config(_write(tmp_path, twice))
+    foreign = TWO_WAY.replace('owner = "store-a"', 'owner = "erp"')
+    with pytest.raises(ConfigError, match="owner 'erp' is neither 'store-a' nor 'store-b'"):
+        load_config(_write(tmp_path, foreign))
+
+
+def test_an_inventory_pair_without_locations_is_refused_with_its_line(tmp_path: Path) -> None:
+    text = DEFAULT_PATH.read_text().replace(
+        '[pairs.locations]          # Sage 300 LOCATION -> storefront location code\n"1" = "main"\n"2" = "east"\n"3" = "west"\n',
+        "",
+    )
+    assert "[pairs.locations]" not in text
+    with pytest.raises(
+        ConfigError, match=r"line \d+: pairs\.0: Value error, an inventory_level pair needs \[pairs\.locations\]"
+    ):
+        load_config(_write(tmp_path, text))
+
+
+def test_a_pair_without_a_worker_yet_is_refused_at_topology_not_deployed(tmp_path: Path) -> None:
+    from syncline.topology import build_topology
+
+    config = load_config(_write(tmp_path, TWO_WAY))
+    with pytest.raises(ConfigError, match="pair 'stores': two_way price sync from postgres has no worker yet"):
+        build_topology(config)

@@ -141,3 +141,21 @@ def test_notices_from_another_system_are_parked_not_fetched_from_the_erp() -> No
     result = world.sync(("m1", body))
     assert world.erp.fetches == 0 and result.failed_messages == set()
     assert "notices from shopify-store-a" in world.dlq.letters[0].reason
+
+
+def test_rows_outside_the_pairs_filters_are_skipped_not_dead_lettered() -> None:
+    world = World()
+    world.erp.put("A-1", "1", 5, (20261123, 10000000))
+    world.erp.put("B-1", "1", 5, (20261123, 10000000))
+    filtered = PairContext("p", "sage300", {"1": "main"}, accepts=lambda sku, location: sku.startswith("A-"))
+    result = sync_inventory_batch(
+        [("m1", _event("A-1|1", "B-1|1"))],
+        pair=filtered,
+        source=world.erp,
+        state=world.state,
+        target=world.target,
+        dead_letters=world.dlq,
+        clock=lambda: NOW,
+    )
+    assert [r.key for r in result.synced] == ["A-1|main"]
+    assert (result.filtered, world.dlq.letters) == (1, [])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import cast
 
 from aws_cdk import Acknowledgment, Duration, Validations
 from aws_cdk import aws_dynamodb as dynamodb
@@ -15,7 +16,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.constructs import pascal
-from syncline.config import System
+from syncline.config import NetworkConfig, System
 from syncline.settings import ENV_BUS, ENV_DLQ_URL, ENV_TABLE
 from syncline.topology import FunctionSpec
 
@@ -28,6 +29,17 @@ POWERTOOLS_ENVIRONMENT = {
     # Matches the function's application log level below; Lambda drops records under that level anyway.
     "POWERTOOLS_LOG_LEVEL": "INFO",
 }
+# What Lambda needs to manage a VPC function's network interfaces: AWSLambdaVPCAccessExecutionRole
+# without its account-wide logs:* actions. The interfaces' ids are unknown in advance and Describe*
+# takes no resource, so Lambda's documentation requires these on every resource.
+VPC_ACCESS_ACTIONS = (
+    "ec2:CreateNetworkInterface",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSubnets",
+    "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
+)
 
 
 def import_secrets(scope: Construct, systems: Mapping[str, System]) -> dict[str, secretsmanager.ISecret]:
@@ -49,7 +61,8 @@ class FunctionBuilder:
     python3.12 on ARM64, JSON logs into a log group with retention, X-Ray active tracing, Powertools
     settings, and an execution role of its own holding exactly what the ``FunctionSpec`` declares:
     table read or read-write, PutEvents on the bus, SendMessage to one DLQ, reading the secrets of the
-    systems it names. No VPC placement yet: the functions reach the systems at public addresses.
+    systems it names. With a ``network``, the functions reading a secret of its systems run in its
+    subnets and may manage their network interfaces; the others stay outside any VPC.
     """
 
     def __init__(
@@ -62,6 +75,7 @@ class FunctionBuilder:
         dead_letter_queues: Mapping[str, sqs.IQueue],
         secrets: Mapping[str, secretsmanager.ISecret],
         queues: Mapping[str, sqs.IQueue] | None = None,
+        network: NetworkConfig | None = None,
     ) -> None:
         self._scope = scope
         self._code = code
@@ -70,6 +84,7 @@ class FunctionBuilder:
         self._dead_letter_queues = dead_letter_queues
         self._queues = queues or {}
         self._secrets = secrets
+        self._network = network
 
     def build(self, spec: FunctionSpec) -> lambda_.Function:
         """Create the function (with its role and log group) under a construct named after ``spec.id``."""
@@ -84,6 +99,10 @@ class FunctionBuilder:
             description=f"Execution role of the Syncline {spec.id} function",
         )
         log_group.grant_write(role)
+        network = self._network if self._network and not set(self._network.systems).isdisjoint(spec.secrets) else None
+        if network:
+            # Before the function exists: Lambda checks these when it creates a function in a VPC.
+            role.add_to_principal_policy(iam.PolicyStatement(actions=list(VPC_ACCESS_ACTIONS), resources=["*"]))
         function = lambda_.Function(
             scope,
             "Function",
@@ -103,8 +122,15 @@ class FunctionBuilder:
             system_log_level_v2=lambda_.SystemLogLevel.INFO,
             tracing=lambda_.Tracing.ACTIVE,
         )
+        if network:
+            # The subnets and groups exist already and are referenced by id: no Vpc.from_lookup (an AWS
+            # call at synthesis) and no Vpc import, whose availability zones the config cannot know.
+            cfn_function = cast(lambda_.CfnFunction, function.node.default_child)
+            cfn_function.vpc_config = lambda_.CfnFunction.VpcConfigProperty(
+                subnet_ids=network.subnet_ids, security_group_ids=network.security_group_ids
+            )
         self._grant(spec, function)
-        self._acknowledge(function, role)
+        self._acknowledge(function, role, in_vpc=network is not None)
         return function
 
     def _environment(self, spec: FunctionSpec) -> dict[str, str]:
@@ -147,7 +173,7 @@ class FunctionBuilder:
             # suffix Secrets Manager appends. It grants GetSecretValue and DescribeSecret, nothing else.
             self._secrets[system].grant_read(function)
 
-    def _acknowledge(self, function: lambda_.Function, role: iam.Role) -> None:
+    def _acknowledge(self, function: lambda_.Function, role: iam.Role, *, in_vpc: bool) -> None:
         """cdk-nag findings that are the price of the defaults above, with the reason for each."""
         Validations.of(function.node.default_child or function).acknowledge(
             Acknowledgment(
@@ -160,6 +186,13 @@ class FunctionBuilder:
             Acknowledgment(
                 id="AwsSolutions-IAM5[Resource::*]",
                 reason="X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level permissions; "
-                "CDK adds them for active tracing. Every other statement names its resource.",
+                "CDK adds them for active tracing. "
+                + (
+                    "In a VPC, also the network-interface actions of AWSLambdaVPCAccessExecutionRole, which "
+                    "Lambda's documentation requires on every resource. "
+                    if in_vpc
+                    else ""
+                )
+                + "Every other statement names its resource.",
             )
         )

@@ -63,6 +63,7 @@ class SynclineStack(Stack):
             dead_letter_queues={queue_id: queue.dead_letter_queue for queue_id, queue in self.queues.items()},
             queues={queue_id: queue.queue for queue_id, queue in self.queues.items()},
             secrets={**import_secrets(self, config.systems), **import_webhook_secrets(self, config.webhooks)},
+            network=config.network,
         )
         self.functions = {spec.id: builder.build(spec) for spec in topology.functions}
         for queue in self.queues.values():

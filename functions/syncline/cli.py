@@ -9,6 +9,8 @@ Examples:
   syncline dlq redrive          send it back once the cause is fixed (--dry-run first)
   syncline reconcile PAIR       full compare of ERP and storefront (--apply repairs)
   syncline backfill PAIR        initial or catch-up load through the bulk path, resumable
+  syncline import FILE --mapping M   stock counts from a CSV or Excel export (--dry-run first)
+  syncline replay --from T      send a window of notices again from the event archive
 
 Operations commands act on the local stack when `syncline local up` runs here, else on AWS
 (--endpoint-url, --profile, --region, --aws choose explicitly). Exit codes: 0 ok, 1 error,

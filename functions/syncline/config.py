@@ -150,12 +150,37 @@ class WebhookSource(_Strict):
     topics: dict[str, WebhookTopic] = Field(min_length=1)
 
 
+class NetworkConfig(_Strict):
+    """VPC placement of the functions that reach a system on a private network (an on-premises SQL Server).
+
+    The VPC, subnets and security groups already exist; the CDK app references them by id, never looks
+    them up. The subnets need a route to the site (VPN, Direct Connect) and to the AWS APIs (NAT or VPC
+    endpoints).
+    """
+
+    vpc_id: str = Field(pattern=r"^vpc-[0-9a-f]{8,17}$")
+    subnet_ids: list[str] = Field(min_length=1, description="private subnets, ideally one per availability zone")
+    security_group_ids: list[str] = Field(min_length=1, max_length=5, description="allowing egress to the systems")
+    systems: list[str] = Field(
+        min_length=1, description="systems on that network: every function reading one's secret runs in the VPC"
+    )
+
+    @model_validator(mode="after")
+    def _ids_are_ids(self) -> NetworkConfig:
+        for field, prefix in (("subnet_ids", "subnet"), ("security_group_ids", "sg")):
+            for value in getattr(self, field):
+                if not re.fullmatch(rf"{prefix}-[0-9a-f]{{8,17}}", value):
+                    raise ValueError(f"{field}: {value!r} is not a {prefix}-... id")
+        return self
+
+
 class SynclineConfig(_Strict):
     app: str = "syncline"
     systems: dict[str, System]
     poller: PollerConfig = PollerConfig()
     pairs: list[Pair] = Field(min_length=1)
     webhooks: dict[str, WebhookSource] = Field(default_factory=dict)
+    network: NetworkConfig | None = None
 
     @model_validator(mode="after")
     def _webhook_sources_are_url_safe(self) -> SynclineConfig:
@@ -170,6 +195,13 @@ class SynclineConfig(_Strict):
             for role, system in (("source", pair.source), ("target", pair.target)):
                 if system not in self.systems:
                     raise ValueError(f"pair {pair.name!r}: {role} {system!r} is not declared under [systems]")
+        return self
+
+    @model_validator(mode="after")
+    def _network_names_known_systems(self) -> SynclineConfig:
+        for system in self.network.systems if self.network else []:
+            if system not in self.systems:
+                raise ValueError(f"network: system {system!r} is not declared under [systems]")
         return self
 
     def pair(self, name: str) -> Pair:

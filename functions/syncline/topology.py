@@ -15,7 +15,13 @@ from syncline.config import ConfigError, SynclineConfig
 NOTICE_SOURCE_PREFIX = "syncline."
 NOTICE_DETAIL_TYPE = "ChangeNotices"
 MONITOR_RATE_SECONDS = 300  # the health report and its metrics, every five minutes
+RECONCILE_RATE_SECONDS = 6 * 3600  # a full read of every pair: often enough to measure, never a burden on the ERP
 WEBHOOK_ROUTE = "/webhooks/{source}"
+
+
+def notice_archive_name(bus_name: str) -> str:
+    """The EventBridge archive of every notice on the bus (the CDK app's NoticeBus; read by `syncline replay`)."""
+    return f"{bus_name}-notices"
 
 
 def webhook_secret_id(source: str) -> str:
@@ -190,6 +196,17 @@ def build_topology(config: SynclineConfig) -> Topology:
         inspects_queues=True,
     )
     functions.append(monitor)
+    reconciler = FunctionSpec(
+        id="reconciler",
+        handler="handlers.reconciler.handler",
+        timeout_seconds=900,
+        memory_mb=1024,
+        reserved_concurrency=1,
+        description="Full compare of every pair, never a repair -> ConsistencyRatio metrics + RECONCILE#<pair>",
+        table_access="readwrite",
+        secrets=tuple(sorted({system for p in config.pairs for system in (p.source, p.target)})),
+    )
+    functions.append(reconciler)
     return Topology(
         app=app,
         table=TableSpec(name=f"{app}-state"),
@@ -200,6 +217,7 @@ def build_topology(config: SynclineConfig) -> Topology:
         schedules=(
             ScheduleSpec(id="poll_erp", rate_seconds=config.poller.rate_seconds, function=poller.id),
             ScheduleSpec(id="monitor", rate_seconds=MONITOR_RATE_SECONDS, function=monitor.id),
+            ScheduleSpec(id="reconcile", rate_seconds=RECONCILE_RATE_SECONDS, function=reconciler.id),
         ),
         routes=tuple(routes),
     )

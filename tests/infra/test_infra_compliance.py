@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.infra
 
 # Every acknowledged cdk-nag finding, with the resource types it sits on. Adding one is a decision:
-# it goes here and in docs/DEPLOYMENT.md with its reason.
+# it goes here and in docs/DEPLOY.md with its reason.
 ACKNOWLEDGED = {
     "AwsSolutions-L1": {"AWS::Lambda::Function"},
     "AwsSolutions-IAM5[Resource::*]": {"AWS::IAM::Role", "AWS::IAM::Policy"},

@@ -164,6 +164,16 @@ class Sage300Reader:
             rows.extend(_as_record(row) for row in self._query(fetch_by_items_sql(len(chunk)), chunk))
         return rows
 
+    def known_items(self, items: Iterable[str]) -> set[str]:
+        """The subset of ``items`` the item master (ICITEM) has: one query per 1,000 items."""
+        wanted = sorted(set(items))
+        known: set[str] = set()
+        for start in range(0, len(wanted), MAX_IN_LIST):
+            chunk = wanted[start : start + MAX_IN_LIST]
+            sql = f"SELECT RTRIM(ITEMNO) FROM ICITEM WHERE {in_list('ITEMNO', len(chunk))}"
+            known.update(str(row[0]) for row in self._query(sql, chunk))
+        return known
+
     def iter_all(self, page_size: int = 5000, after: tuple[str, str] | None = None) -> Iterator[list[dict[str, Any]]]:
         """Every ICILOC row in keyset pages (item, location), for backfill and reconcile; resumable ``after`` a key."""
         while True:

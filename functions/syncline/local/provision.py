@@ -9,7 +9,7 @@ from typing import Any
 import boto3
 
 from syncline.settings import ENV_BUS, ENV_DLQ_URL, ENV_TABLE
-from syncline.topology import FunctionSpec, QueueSpec, Topology
+from syncline.topology import NOTICE_SOURCE_PREFIX, FunctionSpec, QueueSpec, Topology, notice_archive_name
 
 
 @dataclass
@@ -53,7 +53,14 @@ def provision(topology: Topology, secrets: dict[str, dict[str, Any]], region: st
         TableName=topology.table.name,
         TimeToLiveSpecification={"Enabled": True, "AttributeName": topology.table.ttl_attribute},
     )
-    events.create_event_bus(Name=topology.bus_name)
+    bus_arn = events.create_event_bus(Name=topology.bus_name)["EventBusArn"]
+    # As deployed (infra/constructs/notice_bus.py): every notice is archived, so `syncline replay` works locally.
+    events.create_archive(
+        ArchiveName=notice_archive_name(topology.bus_name),
+        EventSourceArn=bus_arn,
+        EventPattern=json.dumps({"source": [{"prefix": NOTICE_SOURCE_PREFIX}]}),
+        RetentionDays=30,
+    )
     resources = Resources(table=topology.table.name, bus=topology.bus_name)
 
     for spec in topology.queues:
@@ -78,7 +85,14 @@ def provision(topology: Topology, secrets: dict[str, dict[str, Any]], region: st
         events.put_targets(
             Rule=rule.name,
             EventBusName=topology.bus_name,
-            Targets=[{"Id": rule.queue, "Arn": resources.queues[rule.queue].arn}],
+            # As deployed: an event EventBridge cannot deliver goes to the queue's DLQ.
+            Targets=[
+                {
+                    "Id": rule.queue,
+                    "Arn": resources.queues[rule.queue].arn,
+                    "DeadLetterConfig": {"Arn": resources.queues[rule.queue].dlq_arn},
+                }
+            ],
         )
 
     for name, value in secrets.items():

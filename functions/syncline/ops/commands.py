@@ -202,6 +202,93 @@ def add_commands(commands: Any) -> None:
     backfill.add_argument("--page-size", type=int, default=5000, help="rows per page and per recorded step")
     backfill.set_defaults(run=_backfill)
 
+    _add_import(commands, target, as_json)
+    _add_replay(commands, target, as_json)
+
+
+def _add_import(commands: Any, target: argparse.ArgumentParser, as_json: argparse.ArgumentParser) -> None:
+    importing = commands.add_parser(
+        "import",
+        parents=[target, as_json],
+        help="stock counts from an ERP's CSV or Excel export, through the normal write path",
+        description="Read a .csv or .xlsx export, map its columns with the mapping file (TOML or JSON: which column "
+        "is SKU, barcode, location, quantity; header row; decimal separator; location codes), resolve barcodes "
+        "through the identity map, check every SKU against the ERP item master and every location against the "
+        "pair, then write on-hand quantities to the pair's target with the version guard and commit the state "
+        "cache, as the sync worker does.\n\n"
+        "All or nothing: if any row is invalid (unknown SKU or barcode, negative or non-numeric quantity, unmapped "
+        "location, a SKU listed twice for one location) nothing is written and every invalid row is listed with "
+        "its line number.\n\n"
+        "--mode partial (default) writes the rows in the file. --mode full makes the file the whole truth for the "
+        "locations it mentions: target rows there whose SKU the file omits are set to zero (not deleted).\n\n"
+        "Rows carry the version of --as-of (default: the file's modification time): where the target already holds "
+        "newer data the row is reported as target ahead and never overwritten.\n\n"
+        "Exit 0 when the import applied (or, with --dry-run, would apply) cleanly; 4 when rows are invalid (nothing "
+        "written) or rows were left because the target is ahead; 3 when the file or pair does not exist; 2 for a "
+        "bad mapping file.",
+        epilog="mapping file (TOML):\n"
+        '  pair = "erp-storefront-inventory"\n'
+        "  header_row = 1\n"
+        '  decimal_separator = ","\n'
+        "  [columns]\n"
+        '  sku = "Item"        # or barcode = "EAN"; a header text or a column number\n'
+        '  location = "Warehouse"\n'
+        '  quantity = "Qty"\n'
+        "  [locations]          # file value -> ERP location code (optional)\n"
+        '  "Main" = "1"\n\n'
+        "examples:\n  syncline import counts.csv --mapping counts.toml --dry-run\n"
+        "  syncline import stock.xlsx --mapping stock.toml --mode full",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    importing.add_argument("file", help="the export: .csv or .xlsx")
+    importing.add_argument("--mapping", required=True, metavar="M", help="mapping file (.toml or .json)")
+    importing.add_argument(
+        "--pair", help="sync pair whose target the file updates (default: the mapping's, or the only pair)"
+    )
+    importing.add_argument(
+        "--mode", choices=("partial", "full"), default="partial", help="partial (default) or full (see above)"
+    )
+    importing.add_argument(
+        "--dry-run", action="store_true", help="validate and report what would change; write nothing"
+    )
+    importing.add_argument("--as-of", type=_time, metavar="T", help="when the file was exported (default: its mtime)")
+    importing.add_argument("--batch-size", type=int, default=500, help="rows per write batch (default 500)")
+    importing.add_argument("--show", type=int, default=20, help="invalid rows and changes printed (default 20)")
+    importing.set_defaults(run=_import)
+
+
+def _add_replay(commands: Any, target: argparse.ArgumentParser, as_json: argparse.ArgumentParser) -> None:
+    replay = commands.add_parser(
+        "replay",
+        parents=[target, as_json],
+        help="send the notices of a time window again, from the bus's event archive",
+        description="Start an EventBridge replay of the notice archive for [--from, --to): the archived notices go "
+        "back through the bus's rules to the sync queues. Safe to repeat: a notice is only a hint, the worker fetches "
+        "the current row and skips what is already in sync, so nothing is applied twice and nothing old overwrites "
+        "anything newer. Use it after notices were lost (a purged DLQ, a storefront restored from a backup); "
+        "`syncline reconcile` is the full compare when you do not know the window.\n\n"
+        "--source S replays only to the rules that route S's notices; notices of other sources on the same rules "
+        "come along (a replay cannot filter on content; harmless, see above).\n\n"
+        "Exit 0 when the replay completed, 1 when it failed or was cancelled, 4 when it was still running at "
+        "--timeout (it goes on; see `aws events describe-replay`), 3 when there is no archive or no such source, "
+        "2 for a reversed or future window.",
+        epilog="examples:\n  syncline replay --from 2026-11-23T02:00Z --to 2026-11-23T04:00Z\n"
+        "  syncline replay --from 6h --source sage300 --dry-run",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    replay.add_argument(
+        "--from", dest="start", type=_time, required=True, metavar="T", help="window start (ISO or age)"
+    )
+    replay.add_argument("--to", dest="end", type=_time, metavar="T", help="window end (default: now)")
+    replay.add_argument("--source", metavar="S", help="only the rules routing this system's notices, e.g. sage300")
+    replay.add_argument("--archive", help="archive name (default: the bus's notice archive)")
+    replay.add_argument("--dry-run", action="store_true", help="resolve the archive and rules; start nothing")
+    replay.add_argument("--no-wait", action="store_true", help="return once the replay has started")
+    replay.add_argument(
+        "--timeout", type=float, default=3600, metavar="S", help="wait at most S seconds (default 3600)"
+    )
+    replay.set_defaults(run=_replay)
+
 
 def add_map_commands(commands: Any) -> None:
     """``syncline map list | set | unset``: the identity map (each record's id in each system)."""
@@ -496,7 +583,8 @@ def pair_context(ops: Any, name: str) -> Any:
         pair = ops.config.pair(name)
     except Exception as exc:
         raise NotFound(str(exc)) from None
-    return PairContext(pair.name, pair.source, pair.locations, ZoneInfo(ops.config.systems[pair.source].timezone))
+    tz = ZoneInfo(ops.config.systems[pair.source].timezone)
+    return PairContext(pair.name, pair.source, pair.locations, tz, pair.filters.accepts)
 
 
 def _reconcile(args: argparse.Namespace) -> int:
@@ -665,3 +753,160 @@ def _backfill(args: argparse.Namespace) -> int:
         for key, reason in job.rejects:
             print(f"  rejected {key}: {reason}")
     return EXIT_ATTENTION if job.rejected else EXIT_OK
+
+
+# -- import ------------------------------------------------------------------------------------------
+def _import(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    from syncline.adapters.dynamodb import DynamoStateStore  # noqa: PLC0415
+    from syncline.adapters.identity_dynamodb import DynamoIdentityStore  # noqa: PLC0415
+    from syncline.adapters.storefront_pg import PostgresStorefront  # noqa: PLC0415
+    from syncline.erp.sage300 import Sage300Reader  # noqa: PLC0415
+    from syncline.ops import file_import  # noqa: PLC0415
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise NotFound(f"no file {path}")
+    mapping = file_import.load_mapping(args.mapping)
+    ops = context(args)
+    name = args.pair or mapping.pair
+    if name is None:
+        if len(ops.config.pairs) != 1:
+            raise NotFound("several pairs are configured: name one with --pair or `pair` in the mapping file")
+        name = ops.config.pairs[0].name
+    pair = pair_context(ops, name)
+    as_of = args.as_of or datetime.fromtimestamp(path.stat().st_mtime, UTC)
+    print(f"import {path.name} into {pair.name} ({args.mode}) as of {as_of.isoformat()}", file=sys.stderr)
+    try:
+        erp = ops.connection(pair.source, read_only=True)
+        store = ops.connection(ops.config.pair(pair.name).target, read_only=args.dry_run)
+        identities = DynamoIdentityStore(ops.dynamodb, ops.table)
+        catalog = file_import.LookupCatalog(
+            known=Sage300Reader(lambda: erp).known_items,
+            barcode=lambda code: identities.key_of(mapping.barcode_entity, mapping.barcode_system, code),
+        )
+        target = PostgresStorefront(lambda: store)
+        with progress(f"read {path.name}", None, enabled=not args.json) as advance:
+            try:
+                planned = file_import.plan(
+                    file_import.read_rows(path, mapping),
+                    mapping=mapping,
+                    mode=args.mode,
+                    pair=pair,
+                    catalog=catalog,
+                    target=target,
+                    as_of=as_of,
+                    on_progress=advance,
+                )
+            except file_import.FileFormatError as exc:
+                print(f"syncline: {exc}", file=sys.stderr)
+                return EXIT_ERROR
+        document: dict[str, Any] = {"file": str(path), "dry_run": args.dry_run, "plan": planned.as_dict()}
+        if not planned.invalid and not args.dry_run:
+            state = DynamoStateStore(ops.dynamodb, ops.table)
+            with progress(f"write {pair.name}", len(planned.changes), enabled=not args.json) as advance:
+                applied = file_import.apply(
+                    planned, target=target, state=state, batch_size=args.batch_size, on_progress=advance
+                )
+            document["applied"] = applied.as_dict()
+    finally:
+        ops.close()
+    if args.json:
+        emit(document)
+    else:
+        _print_import(planned, document.get("applied"), args.show)
+    left = planned.target_ahead or (document.get("applied") or {}).get("refused")
+    return EXIT_ATTENTION if planned.invalid or left else EXIT_OK
+
+
+def _print_import(planned: Any, applied: dict[str, Any] | None, show: int) -> None:
+    print(
+        f"{planned.rows} row(s) read · locations {', '.join(planned.locations) or '-'} · {len(planned.invalid)} invalid"
+    )
+    if planned.invalid:
+        for row in planned.invalid[:show]:
+            print(f"  line {row.line}: {row.reason}")
+        if len(planned.invalid) > show:
+            print(f"  ... {len(planned.invalid) - show} more (--json lists all)")
+        print("Nothing was written: fix the file or the mapping (or `syncline map set` a barcode), then run again.")
+        return
+    verb = "would write" if applied is None else "wrote"
+    written = len(planned.writes) if applied is None else applied["written"]
+    zeroed = len(planned.zeroes) if applied is None else applied["zeroed"]
+    print(
+        f"{verb} {written} · set to zero {zeroed} (full mode: absent from the file) · unchanged {planned.unchanged} · "
+        f"outside the pair's filters {planned.filtered} · "
+        f"target ahead {len(planned.target_ahead)} (newer than the file: left as is)"
+    )
+    for level in planned.changes[:show]:
+        print(f"  {level.key:<24} on hand {level.on_hand} · available {level.available}")
+    for key in planned.target_ahead[:show]:
+        print(f"  target ahead: {key}")
+    if applied and applied["refused"]:
+        print(f"  {len(applied['refused'])} refused by the version guard (written newer meanwhile)")
+
+
+# -- replay ------------------------------------------------------------------------------------------
+def _replay(args: argparse.Namespace) -> int:
+    from syncline.ops import replay  # noqa: PLC0415
+    from syncline.ops.dlq import now_utc  # noqa: PLC0415
+    from syncline.topology import notice_archive_name  # noqa: PLC0415
+
+    now = now_utc()
+    end = args.end or now
+    try:
+        for warning in replay.check_window(args.start, end, now):
+            print(f"warning: {warning}", file=sys.stderr)
+    except replay.ReplayWindowError as exc:
+        print(f"syncline: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    ops = context(args)
+    events = ops.client("events")
+    rules = replay.routing_rules(ops.topology.rules, args.source)
+    plan = replay.prepare(
+        events,
+        bus=ops.topology.bus_name,
+        archive=args.archive or notice_archive_name(ops.topology.bus_name),
+        rules=rules,
+        start=args.start,
+        end=end,
+        now=now,
+    )
+    document: dict[str, Any] = {"replay": plan.as_dict(), "dry_run": args.dry_run}
+    if args.dry_run:
+        document["state"] = None
+    else:
+        document["state"] = replay.start(events, plan)
+        print(f"replay {plan.name} started ({document['state']})", file=sys.stderr)
+        if not args.no_wait:
+            with progress(f"replay {plan.name}", 100, enabled=not args.json) as advance:
+                shown = {"percent": 0}
+
+                def report(fraction: float) -> None:
+                    percent = int(fraction * 100)
+                    advance(percent - shown["percent"])
+                    shown["percent"] = percent
+
+                described = replay.wait(events, plan, timeout_seconds=args.timeout, on_progress=report)
+            document["state"] = described["State"]
+            document["reason"] = described.get("StateReason")
+    if args.json:
+        emit(document)
+    else:
+        verb = "would replay" if args.dry_run else "replay"
+        print(
+            f"{verb} {plan.start.isoformat()} .. {plan.end.isoformat()} from archive {plan.archive} "
+            f"to {', '.join(plan.rules)}: {document['state'] or 'not started'}"
+        )
+        if document.get("reason"):
+            print(f"  {document['reason']}")
+        if document["state"] == "COMPLETED":
+            print("The notices are back in the sync queues; `syncline status` shows the backlog draining.")
+    state = document["state"]
+    if state in (None, "COMPLETED"):
+        return EXIT_OK
+    if state in ("FAILED", "CANCELLED"):
+        return EXIT_ERROR
+    return EXIT_ATTENTION

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from syncline.cli import main
 from syncline.config import DEFAULT_PATH
 
 LOCATION_MAP = {"1": "main", "2": "east", "3": "west"}
@@ -53,3 +57,15 @@ def count_storefront_writes(stack: Any) -> Any:
         return int(row[0])
 
     return writes
+
+
+def run_cli(stack: Any, *argv: str) -> tuple[int, Any]:
+    """Run ``syncline ARGV`` against the stack's moto server; (exit code, parsed JSON or the text printed)."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main([*argv, "--endpoint-url", stack.moto.endpoint])
+    text = out.getvalue()
+    try:
+        return code, json.loads(text)
+    except json.JSONDecodeError:
+        return code, text

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -22,16 +19,10 @@ from syncline.ops.jobs import new_job, run_backfill
 from syncline.ops.wiring import OpsContext, resolve_target
 from syncline.sync import PairContext
 from tests.e2e.helpers import LOCATION_MAP, expected_levels, storefront_levels
+from tests.e2e.helpers import run_cli as run
 
 PAIR = "erp-storefront-inventory"
 LONG_AGO = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
-
-
-def run(stack: LocalStack, *argv: str) -> tuple[int, Any]:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = main([*argv, "--endpoint-url", stack.moto.endpoint])
-    return code, json.loads(out.getvalue())
 
 
 def _seed(stack: LocalStack, items: int) -> None:

@@ -2,40 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import time
 from decimal import Decimal
-from typing import Any
 
 import boto3
 import pytest
 
-from syncline.cli import main
 from syncline.local.sage300 import Stock
 from syncline.local.stack import LocalStack
 from syncline.ops.dlq import DlqFilter, RawMessage, peek, redrive
 from syncline.ops.wiring import OpsContext, resolve_target
+from tests.e2e.helpers import run_cli as run
 from tests.e2e.helpers import storefront_levels
 
 QUEUE = "sync_storefront"
-
-
-def run(stack: LocalStack, *argv: str) -> tuple[int, Any]:
-    """Run the CLI against the stack's moto server; returns (exit code, parsed --json output or text).
-
-    stdout is redirected only around the call: capsys would hand the handlers' loggers a stream
-    that is closed after the test.
-    """
-    out_buffer = io.StringIO()
-    with contextlib.redirect_stdout(out_buffer):
-        code = main([*argv, "--endpoint-url", stack.moto.endpoint])
-    out = out_buffer.getvalue()
-    try:
-        return code, json.loads(out)
-    except json.JSONDecodeError:
-        return code, out
 
 
 def _poison(stack: LocalStack) -> None:

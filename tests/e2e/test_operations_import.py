@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -13,28 +11,17 @@ from typing import Any
 import boto3
 import openpyxl
 
-from syncline.cli import main
 from syncline.local.sage300 import Stock
 from syncline.local.stack import LocalStack
 from syncline.stamps import stamp_of, version_of
 from tests.e2e.helpers import count_storefront_writes, expected_levels, storefront_levels
+from tests.e2e.helpers import run_cli as run
 
 PAIR = "erp-storefront-inventory"
 ERP_AT = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 EXPORT_AT = "2026-11-23T09:00Z"
 EXPORT_VERSION = version_of(*stamp_of(datetime(2026, 11, 23, 9, 0, tzinfo=UTC)))
 BARCODE = "4006381333931"
-
-
-def run(stack: LocalStack, *argv: str) -> tuple[int, Any]:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = main([*argv, "--endpoint-url", stack.moto.endpoint])
-    text = out.getvalue()
-    try:
-        return code, json.loads(text)
-    except json.JSONDecodeError:
-        return code, text
 
 
 def _synced_stack(stack: LocalStack, items: int = 6) -> None:

@@ -2,33 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import boto3
 
-from syncline.cli import main
 from syncline.local.sage300 import Stock
 from syncline.local.stack import LocalStack
 from tests.e2e.helpers import expected_levels, storefront_levels
+from tests.e2e.helpers import run_cli as run
 
 PAIR = "erp-storefront-inventory"
 AHEAD_VERSION = 99_991_231_23595999
-
-
-def run(stack: LocalStack, *argv: str) -> tuple[int, Any]:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = main([*argv, "--endpoint-url", stack.moto.endpoint])
-    text = out.getvalue()
-    try:
-        return code, json.loads(text)
-    except json.JSONDecodeError:
-        return code, text
 
 
 def _synced_stack(stack: LocalStack, items: int = 30) -> None:

@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
 from decimal import Decimal
-from typing import Any
 
 import boto3
 
-from syncline.cli import main
 from syncline.local.sage300 import Stock
 from syncline.local.stack import LocalStack
 from tests.e2e.helpers import count_storefront_writes, expected_levels, storefront_levels
-
-
-def run(stack: LocalStack, *argv: str) -> tuple[int, Any]:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = main([*argv, "--endpoint-url", stack.moto.endpoint])
-    text = out.getvalue()
-    try:
-        return code, json.loads(text)
-    except json.JSONDecodeError:
-        return code, text
+from tests.e2e.helpers import run_cli as run
 
 
 def _waiting(stack: LocalStack) -> int:

@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 import boto3
 
-from syncline.cli import main
 from syncline.local.sage300 import Stock
 from syncline.local.stack import LocalStack
 from tests.conftest import load_event
-
-
-def run(stack: LocalStack, *argv: str) -> tuple[int, Any]:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = main([*argv, "--endpoint-url", stack.moto.endpoint])
-    return code, json.loads(out.getvalue())
+from tests.e2e.helpers import run_cli as run
 
 
 def test_status_is_healthy_after_a_sync_and_unhealthy_with_lag_errors_and_backlog(stack: LocalStack) -> None:

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import os
 
-from aws_cdk import Environment
-
 from infra import REPO_ROOT
-from infra.application import create_app
+from infra.application import create_app, deploy_environment
+from syncline.config import load_config
 
 
 def main() -> None:
-    # Set by the CDK CLI from the active profile; absent for a plain `python app.py`, which then
-    # synthesises an environment-agnostic stack.
-    env = Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION"))
+    config = load_config()
+    # CDK_DEFAULT_ACCOUNT/REGION (set by the CDK CLI from the active profile) win over [deploy]; with
+    # neither, the stack is environment-agnostic.
+    env = deploy_environment(os.environ, config.deploy)
     # The CLI chooses the output folder through CDK_OUTDIR; run directly, the App would use a temp dir.
     outdir = None if "CDK_OUTDIR" in os.environ else str(REPO_ROOT / "cdk.out")
-    app, _ = create_app(env=env, outdir=outdir)
+    app, _ = create_app(env=env, outdir=outdir, config=config)
     app.synth()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from cdk_nag import AwsSolutionsChecks
 from infra import REPO_ROOT
 from infra.bundling import code_asset_dir
 from infra.stack import SynclineStack
-from syncline.config import SynclineConfig, load_config
+from syncline.config import DeployConfig, SynclineConfig, load_config
 from syncline.topology import build_topology
 
 STACK_ID = "Syncline"
@@ -22,6 +23,19 @@ def cdk_json_context(path: Path = REPO_ROOT / "cdk.json") -> dict[str, Any]:
     """The feature flags in cdk.json, which only the CDK CLI would otherwise pass to the app."""
     context: dict[str, Any] = json.loads(path.read_text(encoding="utf-8")).get("context", {})
     return context
+
+
+def deploy_environment(environ: Mapping[str, str], deploy: DeployConfig) -> Environment:
+    """Account and region of the stack: ``CDK_DEFAULT_ACCOUNT`` / ``CDK_DEFAULT_REGION``, else ``[deploy]``.
+
+    The CDK CLI sets both variables from the active profile, so they win; a plain ``python app.py``
+    takes ``[deploy]``'s values, and without either the stack is environment-agnostic. Each is
+    resolved on its own. Nothing is looked up in AWS.
+    """
+    return Environment(
+        account=environ.get("CDK_DEFAULT_ACCOUNT") or deploy.account,
+        region=environ.get("CDK_DEFAULT_REGION") or deploy.region,
+    )
 
 
 def create_app(

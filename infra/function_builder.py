@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import cast
 
-from aws_cdk import Acknowledgment, Duration, Validations
+from aws_cdk import Acknowledgment, CfnElement, Duration, Stack, Validations
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
@@ -76,10 +76,13 @@ class FunctionBuilder:
         secrets: Mapping[str, secretsmanager.ISecret],
         queues: Mapping[str, sqs.IQueue] | None = None,
         network: NetworkConfig | None = None,
+        table_indexed: bool = False,
     ) -> None:
         self._scope = scope
         self._code = code
         self._table = table
+        # CDK grants table access together with the table's indexes (``<table ARN>/index/*``).
+        self._table_indexed = table_indexed
         self._bus = bus
         self._dead_letter_queues = dead_letter_queues
         self._queues = queues or {}
@@ -130,7 +133,7 @@ class FunctionBuilder:
                 subnet_ids=network.subnet_ids, security_group_ids=network.security_group_ids
             )
         self._grant(spec, function)
-        self._acknowledge(function, role, in_vpc=network is not None)
+        self._acknowledge(function, role, in_vpc=network is not None, on_indexes=spec.table_access is not None)
         return function
 
     def _environment(self, spec: FunctionSpec) -> dict[str, str]:
@@ -173,7 +176,7 @@ class FunctionBuilder:
             # suffix Secrets Manager appends. It grants GetSecretValue and DescribeSecret, nothing else.
             self._secrets[system].grant_read(function)
 
-    def _acknowledge(self, function: lambda_.Function, role: iam.Role, *, in_vpc: bool) -> None:
+    def _acknowledge(self, function: lambda_.Function, role: iam.Role, *, in_vpc: bool, on_indexes: bool) -> None:
         """cdk-nag findings that are the price of the defaults above, with the reason for each."""
         Validations.of(function.node.default_child or function).acknowledge(
             Acknowledgment(
@@ -196,3 +199,13 @@ class FunctionBuilder:
                 + "Every other statement names its resource.",
             )
         )
+        if on_indexes and self._table_indexed:
+            table = cast(CfnElement, self._table.node.default_child)
+            Validations.of(role).acknowledge(
+                Acknowledgment(
+                    id=f"AwsSolutions-IAM5[Resource::<{Stack.of(table).get_logical_id(table)}.Arn>/index/*]",
+                    reason="The state table's own global secondary indexes (the conflict list by status): CDK "
+                    "grants table access with <table ARN>/index/*, which covers this table's indexes and no "
+                    "other resource.",
+                )
+            )

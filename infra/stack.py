@@ -64,6 +64,7 @@ class SynclineStack(Stack):
             queues={queue_id: queue.queue for queue_id, queue in self.queues.items()},
             secrets={**import_secrets(self, config.systems), **import_webhook_secrets(self, config.webhooks)},
             network=config.network,
+            table_indexed=bool(topology.table.indexes),
         )
         self.functions = {spec.id: builder.build(spec) for spec in topology.functions}
         for queue in self.queues.values():
@@ -79,7 +80,12 @@ class SynclineStack(Stack):
         )
         self.webhook_api = (
             WebhookApi(
-                self, "WebhookApi", name=f"{topology.app}-webhooks", routes=topology.routes, functions=self.functions
+                self,
+                "WebhookApi",
+                name=f"{topology.app}-webhooks",
+                routes=topology.routes,
+                functions=self.functions,
+                web_acl_arn=config.deploy.web_acl_arn,
             )
             if topology.routes
             else None

@@ -174,6 +174,25 @@ class NetworkConfig(_Strict):
         return self
 
 
+class DeployConfig(_Strict):
+    """Where and how the CDK app deploys. ``CDK_DEFAULT_ACCOUNT`` / ``CDK_DEFAULT_REGION`` win when set."""
+
+    account: str | None = Field(None, pattern=r"^\d{12}$", description="AWS account id (12 digits)")
+    region: str | None = Field(None, pattern=r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$", description="e.g. eu-west-1")
+    web_acl_arn: str | None = Field(
+        None,
+        pattern=r"^arn:aws[a-z-]*:wafv2:[a-z0-9-]+:\d{12}:regional/webacl/[A-Za-z0-9_-]+/[0-9a-f-]+$",
+        description="an existing regional WAFv2 web ACL, associated with the webhook API's stage",
+    )
+
+    @model_validator(mode="after")
+    def _web_acl_in_the_stack_region(self) -> DeployConfig:
+        # A regional web ACL can only be associated with an API in its own region.
+        if self.web_acl_arn and self.region and self.web_acl_arn.split(":")[3] != self.region:
+            raise ValueError(f"web_acl_arn is in {self.web_acl_arn.split(':')[3]}, not in region {self.region}")
+        return self
+
+
 class SynclineConfig(_Strict):
     app: str = "syncline"
     systems: dict[str, System]
@@ -181,6 +200,7 @@ class SynclineConfig(_Strict):
     pairs: list[Pair] = Field(min_length=1)
     webhooks: dict[str, WebhookSource] = Field(default_factory=dict)
     network: NetworkConfig | None = None
+    deploy: DeployConfig = DeployConfig()
 
     @model_validator(mode="after")
     def _webhook_sources_are_url_safe(self) -> SynclineConfig:

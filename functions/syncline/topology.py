@@ -33,10 +33,24 @@ class _Spec(BaseModel):
     model_config = ConfigDict(frozen=True)
 
 
+class IndexSpec(_Spec):
+    """A global secondary index with string keys, projecting every attribute."""
+
+    name: str
+    partition_key: str
+    sort_key: str
+
+
+# The conflict list (CF#{id} items) by status, oldest first: pending / escalated / resolved. Sparse: only
+# items with both string attributes are in it (JOB# items have a status but no created_at).
+CONFLICT_STATUS_INDEX = IndexSpec(name="by-status", partition_key="status", sort_key="created_at")
+
+
 class TableSpec(_Spec):
     name: str
     partition_key: str = "pk"
     ttl_attribute: str = "expires_at"
+    indexes: tuple[IndexSpec, ...] = (CONFLICT_STATUS_INDEX,)
 
 
 class FunctionSpec(_Spec):

@@ -12,6 +12,9 @@ from syncline.topology import TableSpec
 class StateTable(Construct):
     """On-demand table keyed by a string ``pk``, with TTL, point-in-time recovery and AWS-managed encryption.
 
+    Its global secondary indexes are the ``TableSpec``'s (string keys, every attribute projected), as
+    the local stack creates them.
+
     The table is retained and deletion-protected: it holds checkpoints and the state cache, which
     cannot be rebuilt without a full resync of every pair.
     """
@@ -32,3 +35,10 @@ class StateTable(Construct):
             deletion_protection=True,
             removal_policy=RemovalPolicy.RETAIN,
         )
+        for index in spec.indexes:
+            self.table.add_global_secondary_index(
+                index_name=index.name,
+                partition_key=dynamodb.Attribute(name=index.partition_key, type=dynamodb.AttributeType.STRING),
+                sort_key=dynamodb.Attribute(name=index.sort_key, type=dynamodb.AttributeType.STRING),
+                projection_type=dynamodb.ProjectionType.ALL,
+            )

@@ -9,6 +9,7 @@ from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
 from infra.constructs import pascal
@@ -44,6 +45,8 @@ class WebhookApi(Construct):
     - Request size: API Gateway's limit (10 MB) cannot be lowered; each source's ``max_body_bytes``
       (default 1 MiB) is enforced by the function before it verifies anything (413).
     - No API Gateway authorizer: senders authenticate by signing each request, checked in the function.
+    - With ``web_acl_arn`` (``[deploy]`` in syncline.toml), that existing regional WAFv2 web ACL is
+      associated with the stage; the stack never creates a web ACL.
     """
 
     def __init__(
@@ -54,6 +57,7 @@ class WebhookApi(Construct):
         name: str,
         routes: Sequence[RouteSpec],
         functions: Mapping[str, lambda_.IFunction],
+        web_acl_arn: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.access_logs = logs.LogGroup(self, "AccessLogs", retention=ACCESS_LOG_RETENTION)
@@ -99,6 +103,13 @@ class WebhookApi(Construct):
                     if name.startswith("{")
                 },
             )
+        self.web_acl_association = (
+            wafv2.CfnWebACLAssociation(
+                self, "WebAcl", resource_arn=self.api.deployment_stage.stage_arn, web_acl_arn=web_acl_arn
+            )
+            if web_acl_arn
+            else None
+        )
         self._acknowledge()
 
     @property
@@ -114,18 +125,25 @@ class WebhookApi(Construct):
             )
         )
         stage = self.api.deployment_stage.node.default_child
-        Validations.of(stage or self.api.deployment_stage).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-APIG3",
-                reason="No WAF web ACL: every request is authenticated by its HMAC signature before any work, "
-                "the stage is throttled, and bodies are size-checked first; a web ACL is a per-site addition.",
-            ),
+        stage_findings = []
+        if self.web_acl_association is None:
+            # With [deploy] web_acl_arn the stage has its web ACL and the finding does not arise.
+            stage_findings.append(
+                Acknowledgment(
+                    id="AwsSolutions-APIG3",
+                    reason="No WAF web ACL: every request is authenticated by its HMAC signature before any work, "
+                    "the stage is throttled, and bodies are size-checked first; a web ACL is a per-site addition "
+                    "([deploy] web_acl_arn).",
+                )
+            )
+        stage_findings.append(
             Acknowledgment(
                 id="AwsSolutions-APIG6",
                 reason="Execution logging needs the account-wide API Gateway CloudWatch role (a regional "
                 "singleton other stacks may own); the stage's JSON access log records every request.",
-            ),
+            )
         )
+        Validations.of(stage or self.api.deployment_stage).acknowledge(*stage_findings)
         for method in self.api.methods:
             Validations.of(method.node.default_child or method).acknowledge(
                 Acknowledgment(

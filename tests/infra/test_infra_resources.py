@@ -11,7 +11,7 @@ from aws_cdk.assertions import Match
 from infra.constructs.schedules import Schedules
 from infra.stack import SynclineStack
 from syncline.settings import ENV_BUS, ENV_DLQ_URL, ENV_SOURCE, ENV_TABLE, ENV_TARGET
-from syncline.topology import NOTICE_SOURCE_PREFIX, RouteSpec, ScheduleSpec
+from syncline.topology import CONFLICT_STATUS_INDEX, NOTICE_SOURCE_PREFIX, RouteSpec, ScheduleSpec
 
 if TYPE_CHECKING:
     from tests.infra.conftest import Synthesized
@@ -28,7 +28,11 @@ def test_state_table_is_on_demand_with_ttl_pitr_encryption_and_retained(synthesi
                 "TableName": spec.name,
                 "BillingMode": "PAY_PER_REQUEST",
                 "KeySchema": [{"AttributeName": spec.partition_key, "KeyType": "HASH"}],
-                "AttributeDefinitions": [{"AttributeName": spec.partition_key, "AttributeType": "S"}],
+                "AttributeDefinitions": [
+                    {"AttributeName": spec.partition_key, "AttributeType": "S"},
+                    {"AttributeName": "status", "AttributeType": "S"},
+                    {"AttributeName": "created_at", "AttributeType": "S"},
+                ],
                 "TimeToLiveSpecification": {"AttributeName": "expires_at", "Enabled": True},
                 "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
                 "SSESpecification": {"SSEEnabled": True},
@@ -38,6 +42,22 @@ def test_state_table_is_on_demand_with_ttl_pitr_encryption_and_retained(synthesi
             "UpdateReplacePolicy": "Retain",
         },
     )
+
+
+def test_state_table_indexes_the_conflict_list_by_status(synthesized: Synthesized) -> None:
+    # DESIGN: conflict items CF#{id}, pending / escalated / resolved, listed by status oldest first.
+    (table,) = synthesized.of_type("AWS::DynamoDB::Table").values()
+    assert table["Properties"]["GlobalSecondaryIndexes"] == [
+        {
+            "IndexName": "by-status",
+            "KeySchema": [
+                {"AttributeName": "status", "KeyType": "HASH"},
+                {"AttributeName": "created_at", "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "ALL"},
+        }
+    ]
+    assert synthesized.topology.table.indexes == (CONFLICT_STATUS_INDEX,)
 
 
 def test_notice_bus_archives_every_syncline_notice_for_replay(synthesized: Synthesized) -> None:

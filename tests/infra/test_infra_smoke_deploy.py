@@ -137,8 +137,12 @@ def describe(endpoint: str, region: str, topology: Topology) -> dict[str, Any]:
     return {
         "table": {
             "key_schema": table["KeySchema"],
-            "attributes": table["AttributeDefinitions"],
+            "attributes": sorted(table["AttributeDefinitions"], key=lambda attribute: attribute["AttributeName"]),
             "billing_mode": table["BillingModeSummary"]["BillingMode"],
+            "indexes": {
+                index["IndexName"]: {"key_schema": index["KeySchema"], "projection": index["Projection"]}
+                for index in table.get("GlobalSecondaryIndexes", [])
+            },
         },
         "queues": queues,
         "buses": buses,
@@ -214,9 +218,25 @@ def test_the_live_resources_carry_the_topology_values(deployed: Deployed, synthe
     live = deployed.from_template
     assert live["table"] == {
         "key_schema": [{"AttributeName": "pk", "KeyType": "HASH"}],
-        "attributes": [{"AttributeName": "pk", "AttributeType": "S"}],
+        "attributes": [
+            {"AttributeName": "created_at", "AttributeType": "S"},
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "status", "AttributeType": "S"},
+        ],
         "billing_mode": "PAY_PER_REQUEST",
+        # The conflict list by status (DESIGN: CF#{id} items, index on status), oldest first.
+        "indexes": {
+            index.name: {
+                "key_schema": [
+                    {"AttributeName": index.partition_key, "KeyType": "HASH"},
+                    {"AttributeName": index.sort_key, "KeyType": "RANGE"},
+                ],
+                "projection": {"ProjectionType": "ALL"},
+            }
+            for index in topology.table.indexes
+        },
     }
+    assert set(live["table"]["indexes"]) == {"by-status"}
     assert live["buses"] == [topology.bus_name] == ["syncline"]
     expected_queues = {}
     for spec in topology.queues:

@@ -43,11 +43,28 @@ def provision(topology: Topology, secrets: dict[str, dict[str, Any]], region: st
     dynamodb, events, sqs = session.client("dynamodb"), session.client("events"), session.client("sqs")
     secretsmanager = session.client("secretsmanager")
 
+    table = topology.table
+    key_attributes = dict.fromkeys(
+        [table.partition_key, *(key for index in table.indexes for key in (index.partition_key, index.sort_key))]
+    )
+    indexes: list[dict[str, Any]] = [
+        {
+            "IndexName": index.name,
+            "KeySchema": [
+                {"AttributeName": index.partition_key, "KeyType": "HASH"},
+                {"AttributeName": index.sort_key, "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "ALL"},
+        }
+        for index in table.indexes
+    ]
+    table_options: dict[str, Any] = {"GlobalSecondaryIndexes": indexes} if indexes else {}  # boto3 refuses []
     dynamodb.create_table(
-        TableName=topology.table.name,
-        AttributeDefinitions=[{"AttributeName": topology.table.partition_key, "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": topology.table.partition_key, "KeyType": "HASH"}],
+        TableName=table.name,
+        AttributeDefinitions=[{"AttributeName": name, "AttributeType": "S"} for name in key_attributes],
+        KeySchema=[{"AttributeName": table.partition_key, "KeyType": "HASH"}],
         BillingMode="PAY_PER_REQUEST",
+        **table_options,
     )
     dynamodb.update_time_to_live(
         TableName=topology.table.name,

@@ -30,6 +30,7 @@ from infra.constructs.sync_queue import SyncQueue
 NAMESPACE = "Syncline"
 SERVICE = {"service": "syncline"}
 DEFAULT_MAX_LAG_SECONDS = 300
+CONSISTENCY_TARGET = 0.9995  # the "99.95 % consistent" promise, per pair
 
 
 class Monitoring(Construct):
@@ -107,6 +108,17 @@ class Monitoring(Construct):
             description="The monitor function's health report says unhealthy (lag or failures per hour over their "
             "limits). `syncline status` shows the reasons.",
         )
+
+        for pair in pairs:
+            self._alarm(
+                f"{pascal(pair)}Consistency",
+                "degraded",
+                _consistency(pair, label=None),
+                threshold=CONSISTENCY_TARGET,
+                comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+                description=f"{pair}: the scheduled reconcile found under {CONSISTENCY_TARGET:.2%} of records in "
+                f"agreement. `syncline reconcile {pair} --dry-run` lists them; `--apply` repairs.",
+            )
 
         self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=f"{app}-operations")
         self.dashboard.add_widgets(
@@ -192,6 +204,15 @@ class Monitoring(Construct):
                 width=24,
             ),
         )
+        if pairs:
+            self.dashboard.add_widgets(
+                cloudwatch.GraphWidget(
+                    title="Consistency per pair (records in agreement / compared), from the scheduled reconcile",
+                    left=[_consistency(pair, label=pair) for pair in pairs],
+                    left_annotations=[cloudwatch.HorizontalAnnotation(value=CONSISTENCY_TARGET, label="target")],
+                    width=24,
+                ),
+            )
         self.dashboard.add_widgets(
             cloudwatch.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms), width=24),
         )
@@ -205,6 +226,7 @@ class Monitoring(Construct):
         threshold: float,
         description: str,
         evaluation_periods: int = 1,
+        comparison: cloudwatch.ComparisonOperator = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
     ) -> None:
         alarm = metric.create_alarm(
             self,
@@ -212,13 +234,25 @@ class Monitoring(Construct):
             alarm_description=f"[{level}] {description}",
             threshold=threshold,
             evaluation_periods=evaluation_periods,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            comparison_operator=comparison,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
         action = actions.SnsAction(self.topics[level])
         alarm.add_alarm_action(action)
         alarm.add_ok_action(action)
         self.alarms.append(alarm)
+
+
+def _consistency(pair: str, label: str | None) -> cloudwatch.Metric:
+    """The reconciler's ConsistencyRatio for one pair (published every 6 h, so a 6 h period)."""
+    return cloudwatch.Metric(
+        namespace=NAMESPACE,
+        metric_name="ConsistencyRatio",
+        dimensions_map={**SERVICE, "pair": pair},
+        statistic="Minimum",
+        period=Duration.hours(6),
+        label=label,
+    )
 
 
 def _engine(name: str, statistic: str = "Sum", label: str | None = "") -> cloudwatch.Metric:

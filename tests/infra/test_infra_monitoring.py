@@ -141,7 +141,23 @@ def test_the_app_alarms_on_every_queue_and_function_of_the_topology(synthesized:
         "Errors": functions,
         "Throttles": functions,
         "HealthLevel": 1,
+        "ConsistencyRatio": len(synthesized.config.pairs),
     }
+
+
+def test_each_pair_alarms_below_the_consistency_promise(synthesized: Any) -> None:
+    (ratio,) = [
+        a["Properties"]
+        for a in synthesized.of_type("AWS::CloudWatch::Alarm").values()
+        if a["Properties"]["MetricName"] == "ConsistencyRatio"
+    ]
+    assert (ratio["Threshold"], ratio["ComparisonOperator"], ratio["Statistic"]) == (
+        0.9995,
+        "LessThanThreshold",
+        "Minimum",
+    )
+    assert {"Name": "pair", "Value": "erp-storefront-inventory"} in ratio["Dimensions"]
+    assert "syncline reconcile erp-storefront-inventory" in ratio["AlarmDescription"]
 
 
 def test_an_unhealthy_report_from_the_monitor_pages(template: assertions.Template) -> None:

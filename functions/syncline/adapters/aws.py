@@ -42,6 +42,25 @@ def is_condition_failure(exc: ClientError) -> bool:
     return bool(exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException")
 
 
+def put_at_revision(client: DynamoDBClient, table: str, item: dict[str, Any], expected_revision: int) -> bool:
+    """Put ``item`` only if the stored item is still at ``expected_revision`` (0: never saved, so absent).
+
+    Returns False when another writer moved it first: the caller decides what that means.
+    """
+    try:
+        client.put_item(
+            TableName=table,
+            Item=item,
+            ConditionExpression="attribute_not_exists(pk) OR revision = :expected",
+            ExpressionAttributeValues={":expected": {"N": str(expected_revision)}},
+        )
+    except ClientError as exc:
+        if is_condition_failure(exc):
+            return False
+        raise
+    return True
+
+
 def reset_clients() -> None:
     """Forget cached clients (the local stack calls it when it points the process at a new endpoint)."""
     _client.cache_clear()

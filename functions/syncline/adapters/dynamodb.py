@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import ClientError
 
-from syncline.adapters.aws import is_condition_failure
+from syncline.adapters.aws import is_condition_failure, put_at_revision
 from syncline.ports import Checkpoint, CheckpointMoved, KnownState
 
 if TYPE_CHECKING:
@@ -58,18 +58,8 @@ class DynamoCheckpointStore:
         }
         if checkpoint.rescanned_at is not None:
             item["rescanned_at"] = {"N": repr(checkpoint.rescanned_at)}
-        try:
-            self._client.put_item(
-                TableName=self._table,
-                Item=item,
-                # Revision 0 means "never saved": then the item must not exist yet.
-                ConditionExpression="attribute_not_exists(pk) OR revision = :expected",
-                ExpressionAttributeValues={":expected": {"N": str(expected_revision)}},
-            )
-        except ClientError as exc:
-            if is_condition_failure(exc):
-                raise CheckpointMoved(f"checkpoint {source}/{stream} moved past revision {expected_revision}") from None
-            raise
+        if not put_at_revision(self._client, self._table, item, expected_revision):
+            raise CheckpointMoved(f"checkpoint {source}/{stream} moved past revision {expected_revision}")
 
 
 class DynamoStateStore:

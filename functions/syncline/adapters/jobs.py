@@ -6,9 +6,7 @@ import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
-
-from syncline.adapters.aws import is_condition_failure
+from syncline.adapters.aws import put_at_revision
 from syncline.ops.jobs import BackfillJob, JobMoved
 
 if TYPE_CHECKING:
@@ -54,14 +52,5 @@ class DynamoJobStore:
             "updated_at": {"S": job.updated_at.isoformat()},
             "job": {"S": json.dumps(job.as_dict())},
         }
-        try:
-            self._client.put_item(
-                TableName=self._table,
-                Item=item,
-                ConditionExpression="attribute_not_exists(pk) OR revision = :expected",
-                ExpressionAttributeValues={":expected": {"N": str(expected_revision)}},
-            )
-        except ClientError as exc:
-            if is_condition_failure(exc):
-                raise JobMoved(f"job {job.id} was advanced by another run (revision {expected_revision})") from None
-            raise
+        if not put_at_revision(self._client, self._table, item, expected_revision):
+            raise JobMoved(f"job {job.id} was advanced by another run (revision {expected_revision})")

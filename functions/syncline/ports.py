@@ -56,11 +56,13 @@ class KnownState:
     version: int
 
 
-class StateStore(Protocol):
-    def get_many(self, pair: str, entity: str, keys: Sequence[str]) -> Mapping[str, KnownState]: ...
-
+class StateWriter(Protocol):
     def commit_many(self, pair: str, entity: str, states: Mapping[str, KnownState]) -> set[str]:
         """Store each state unless a newer version is already stored; return the keys written."""
+
+
+class StateStore(StateWriter, Protocol):
+    def get_many(self, pair: str, entity: str, keys: Sequence[str]) -> Mapping[str, KnownState]: ...
 
 
 class InventoryTarget(Protocol):

@@ -29,7 +29,7 @@ from syncline.models import (
     UnparsableMessage,
     split_inventory_key,
 )
-from syncline.ports import DeadLetterSink, InventoryTarget, KnownState, StateStore
+from syncline.ports import DeadLetterSink, InventoryTarget, KnownState, StateStore, StateWriter
 
 ENTITY = "inventory_level"
 
@@ -208,14 +208,8 @@ def _sync_wanted(
     if changed:
         touched = {message_id for _, _, message_id in changed}
         try:
-            accepted = target.upsert_inventory([level for level, _, _ in changed])
+            accepted = write_levels([level for level, _, _ in changed], target=target, state=state, pair=pair.name)
             written = [(level, notice) for level, notice, _ in changed if level.key in accepted]
-            # Only what the target accepted becomes known state; the rest it already had newer.
-            state.commit_many(
-                pair.name,
-                ENTITY,
-                {level.key: KnownState(level.content_hash(), level.source_version) for level, _ in written},
-            )
         except Exception as exc:
             _fail(result, touched, f"write failed: {exc}")
         else:
@@ -224,6 +218,27 @@ def _sync_wanted(
             result.synced.extend(
                 SyncedRecord(level.key, notice.trace_id, notice.observed_at, committed_at) for level, notice in written
             )
+
+
+def write_levels(
+    levels: Sequence[InventoryLevel], *, target: InventoryTarget, state: StateWriter, pair: str
+) -> set[str]:
+    """The one write path: upsert with the target's version guard, then commit state for what it accepted.
+
+    Only what the target accepted becomes known state; the rest it already held newer. The worker,
+    reconcile --apply and the file import all write through here.
+    """
+    accepted = target.upsert_inventory(levels)
+    state.commit_many(
+        pair,
+        ENTITY,
+        {
+            level.key: KnownState(level.content_hash(), level.source_version)
+            for level in levels
+            if level.key in accepted
+        },
+    )
+    return accepted
 
 
 def _wanted(messages: Sequence[InboundMessage]) -> dict[tuple[str, str], list[tuple[ChangeNotice, str]]]:

@@ -45,7 +45,7 @@ from syncline.erp.sage300 import INVENTORY_FIELDS
 from syncline.models import InventoryLevel
 from syncline.ports import KnownState
 from syncline.stamps import stamp_of, version_of
-from syncline.sync import ENTITY, PairContext
+from syncline.sync import PairContext, write_levels
 
 Mode = Literal["full", "partial"]
 _SCALE = Decimal("0.0001")
@@ -551,12 +551,7 @@ def apply(
     changes = import_plan.changes
     for start in range(0, len(changes), batch_size):
         batch = changes[start : start + batch_size]
-        accepted = target.upsert_inventory(batch)
-        state.commit_many(
-            import_plan.pair,
-            ENTITY,
-            {lv.key: KnownState(lv.content_hash(), lv.source_version) for lv in batch if lv.key in accepted},
-        )
+        accepted = write_levels(batch, target=target, state=state, pair=import_plan.pair)
         result.zeroed += sum(1 for key in accepted if key in zero_keys)
         result.written += sum(1 for key in accepted if key not in zero_keys)
         result.refused.extend(sorted(lv.key for lv in batch if lv.key not in accepted))

@@ -31,7 +31,7 @@ from typing import Any, Literal, Protocol
 from syncline.erp.sage300 import INVENTORY_FIELDS, MappingError, inventory_row, to_inventory_level
 from syncline.models import InventoryLevel, inventory_key
 from syncline.ports import KnownState
-from syncline.sync import ENTITY, PairContext
+from syncline.sync import ENTITY, PairContext, write_levels
 
 Kind = Literal["missing_in_target", "missing_in_source", "mismatch", "target_ahead", "stale_version"]
 DISCREPANCIES: tuple[Kind, ...] = ("missing_in_target", "missing_in_source", "mismatch", "target_ahead")
@@ -266,16 +266,7 @@ def _write_batch(
 ) -> None:
     current = _current_levels({d.item for d in batch}, source, pair, result)
     levels = [current[d.key] for d in batch if d.key in current]
-    accepted = target.upsert_inventory(levels)
-    state.commit_many(
-        pair.name,
-        ENTITY,
-        {
-            level.key: KnownState(level.content_hash(), level.source_version)
-            for level in levels
-            if level.key in accepted
-        },
-    )
+    accepted = write_levels(levels, target=target, state=state, pair=pair.name)
     result.upserted += len(accepted)
     result.unchanged += len(levels) - len(accepted)
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
@@ -75,11 +75,20 @@ class Echo:
     fingerprint: str
     version: int | None = None
     origin: datetime | None = None
+    # While a write is in flight, the expectation the copy matched before it: if the write never lands (the
+    # worker died first), the copy is still recognised as ours and keeps the time of the change it carries.
+    prior: Echo | None = None
 
     def matches(self, copy: Copy) -> bool:
         if self.version is not None and copy.version is not None:
             return copy.version == self.version
         return fingerprint(copy.values) == self.fingerprint
+
+    def match(self, copy: Copy) -> Echo | None:
+        """The expectation (this one or its prior) the copy is the echo of, if any."""
+        if self.matches(copy):
+            return self
+        return self.prior if self.prior is not None and self.prior.matches(copy) else None
 
 
 class EchoStore(Protocol):
@@ -139,15 +148,15 @@ class TwoWaySync:
     def _decide_and_apply(self, key: str) -> Outcome:
         base = self.bases.get(self.pair, key)
         copies = {system.name: system.read(key) for system in self.systems}
-        judged = [self._side(name, key, copy, base) for name, copy in copies.items() if copy is not None]
+        judged = {name: self._side(name, key, copy, base) for name, copy in copies.items() if copy is not None}
         if not judged:
             return Outcome(key, "settled")
-        if base is not None and not any(changed for _, changed in judged):
-            first = judged[0][0].values
-            if all(dict(side.values) == dict(first) for side, _ in judged):
+        if base is not None and not any(changed for _, changed, _ in judged.values()):
+            sides = [side for side, _, _ in judged.values()]
+            if all(dict(side.values) == dict(sides[0].values) for side in sides):
                 return Outcome(key, "echo")  # every copy is what we agreed or wrote: nothing changed
             # Unchanged but unequal: an earlier attempt died half-way. Decide again; each copy carries its origin.
-        sides = [side for side, _ in judged]
+        sides = [side for side, _, _ in judged.values()]
         resolution = _resolve_all(base, sides, self.policy)
         if not resolution.settled:
             return Outcome(key, "review", resolution=resolution)
@@ -158,8 +167,10 @@ class TwoWaySync:
         for system in self.systems:
             copy = copies[system.name]
             if copy is None or dict(copy.values) != dict(agreed):
-                # Expect the echo before writing: the system may notify before write() even returns.
-                self.echoes.expect(system.name, key, Echo(fingerprint(agreed), None, origin))
+                # Expect the echo before writing: the system may notify before write() even returns. Keep the
+                # expectation the copy matched, should this write never land.
+                matched = judged[system.name][2] if copy is not None else None
+                self.echoes.expect(system.name, key, Echo(fingerprint(agreed), None, origin, matched))
                 copy = system.write(key, agreed, expected_version=copy.version if copy else None)
                 self.echoes.expect(system.name, key, Echo(fingerprint(copy.values), copy.version, origin))
                 written.append(system.name)
@@ -177,18 +188,19 @@ class TwoWaySync:
                 self.echoes.expect(system.name, key, Echo(fingerprint(copy.values), copy.version, origin))
         return Outcome(key, "settled", written, resolution)
 
-    def _side(self, system: str, key: str, copy: Copy, base: Base | None) -> tuple[Side, bool]:
-        """The copy as a conflict side, and whether it changed since the base."""
+    def _side(self, system: str, key: str, copy: Copy, base: Base | None) -> tuple[Side, bool, Echo | None]:
+        """The copy as a conflict side, whether it changed since the base, and the expectation it matched."""
         if base is not None and copy.version is not None and base.seen.get(system) == copy.version:
             # Still the copy of the last agreement (exact, even after an edit back to the same values).
-            return Side(system, copy.values, base.changed_at, base.version), False
-        echo = self.echoes.expected(system, key)
-        if echo is not None and echo.matches(copy):
+            return Side(system, copy.values, base.changed_at, base.version), False, None
+        expected = self.echoes.expected(system, key)
+        echo = expected.match(copy) if expected is not None else None
+        if echo is not None:
             # Still what we last wrote there, also when a crash kept the base from moving: it speaks with
             # the time of the change it carries, never with the time of our write.
             origin = echo.origin or (base.changed_at if base else copy.changed_at)
-            return Side(system, copy.values, origin, base.version if base else None), False
-        return Side(system, copy.values, copy.changed_at, copy.version), True
+            return Side(system, copy.values, origin, base.version if base else None), False, replace(echo, prior=None)
+        return Side(system, copy.values, copy.changed_at, copy.version), True, None
 
 
 def _resolve_all(base: Base | None, sides: Sequence[Side], policy: RecordPolicy) -> Resolution:

@@ -14,7 +14,7 @@ import pytest
 from syncline.adapters.pg_records import PostgresRecords
 from syncline.adapters.twoway_dynamodb import DynamoBaseStore, DynamoEchoStore, DynamoLeaseStore
 from syncline.conflicts import LastWriterWins, RecordPolicy
-from syncline.twoway import Base, StaleWrite, TwoWaySync
+from syncline.twoway import Base, Copy, Echo, StaleWrite, TwoWaySync
 
 
 @pytest.fixture
@@ -110,3 +110,14 @@ def test_a_write_over_an_unseen_edit_is_refused_and_redecided(world: dict[str, A
         b.write("SKU-5", {"on_hand": 1}, expected_version=stale.version if stale else None)
     assert _worker(world, "w2").sync("SKU-5").status == "settled"
     assert _docs(world, "SKU-5") == [{"on_hand": 9}, {"on_hand": 9}]
+
+
+def test_an_echo_expectation_keeps_its_prior_while_a_write_is_in_flight(world: dict[str, Any]) -> None:
+    echoes, now = world["echoes"], datetime.now(UTC).replace(microsecond=0)
+    first = Echo("f1", 3, now)
+    echoes.expect("store_a", "SKU-6", Echo("f2", None, now, first))
+    stored = echoes.expected("store_a", "SKU-6")
+    assert stored == Echo("f2", None, now, first)
+    assert stored.match(Copy({"x": 0}, now, 3)) == first  # the write never landed: still our first one
+    echoes.expect("store_a", "SKU-6", Echo("f2", 4, now))  # it landed: the prior is gone
+    assert echoes.expected("store_a", "SKU-6") == Echo("f2", 4, now)

@@ -259,3 +259,36 @@ def test_a_copy_written_by_a_dead_worker_speaks_with_the_time_of_the_change_it_c
     store_b.edit({"x": 2})  # a user edit after store-a's: the latest, though the ERP's stamp of our write is later
     sync.sync(KEY)
     assert [s.copy.values for s in (erp, store_a, store_b)] == [{"x": 2}] * 3  # type: ignore[union-attr]
+
+
+def test_a_second_dead_worker_does_not_forget_what_the_first_one_wrote() -> None:
+    # Found by the property above (CI, 2026-11-23): a worker stores the ERP's values in store-a and dies; the
+    # next one expects a newer value there, dies before writing, and store-a's copy (still the first write)
+    # must keep the time of the change it carries, not the later time store-a stamped our write with.
+    clock, notices = Clock(), []
+    erp = MemorySystem("erp", clock, notices, skew=0.1)
+    store_a = MemorySystem("store-a", clock, notices, skew=0.2)
+    store_b = MemorySystem("store-b", clock, notices, skew=-1.7)  # behind: its later edit carries an earlier stamp
+    bases, echoes, leases = MemoryBases(), MemoryEchoes(), MemoryLeases(clock)
+    sync = TwoWaySync(
+        "pair", [erp, store_a, store_b], RecordPolicy(LastWriterWins()), bases, echoes, leases, "w", clock.now
+    )
+    erp.edit({"x": 1})
+    erp.edit({"x": 0})  # stamped 2.1 s
+    store_a.die_on_write = True
+    assert clock.tick % 2 == 0  # an even tick: store-a stores the write, then the worker dies
+    try:
+        sync.sync(KEY)
+    except Killed:
+        leases.held.clear()
+    assert store_a.copy is not None and store_a.copy.values == {"x": 0}  # stamped 3.2 s by store-a
+    store_b.edit({"x": 1})  # stamped 2.3 s: the latest edit
+    store_a.die_on_write = True
+    clock.tick += clock.tick % 2  # the ERP's write takes one tick: an odd one at store-a, which dies unwritten
+    try:
+        sync.sync(KEY)
+    except Killed:
+        leases.held.clear()
+    assert store_a.copy.values == {"x": 0}
+    assert sync.sync(KEY).status == "settled"
+    assert [s.copy.values for s in (erp, store_a, store_b)] == [{"x": 1}] * 3  # type: ignore[union-attr]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -74,23 +75,36 @@ class DynamoEchoStore:
         ).get("Item")
         if not item or int(item["expires_at"]["N"]) < time.time():  # TTL deletion lags: check expiry in code
             return None
-        return Echo(
-            item["fingerprint"]["S"],
-            int(item["version"]["N"]) if "version" in item else None,
-            datetime.fromisoformat(item["origin"]["S"]) if "origin" in item else None,
-        )
+        prior = item.get("prior", {}).get("M")
+        return _echo(item, _echo(prior, None) if prior else None)
 
     def expect(self, system: str, key: str, echo: Echo) -> None:
         item: dict[str, Any] = {
             "pk": {"S": f"EC#{system}#{key}"},
-            "fingerprint": {"S": echo.fingerprint},
             "expires_at": {"N": str(int(time.time()) + ECHO_TTL_SECONDS)},
+            **_echo_attributes(echo),
         }
-        if echo.version is not None:
-            item["version"] = {"N": str(echo.version)}
-        if echo.origin is not None:
-            item["origin"] = {"S": echo.origin.isoformat()}
+        if echo.prior is not None:
+            item["prior"] = {"M": _echo_attributes(echo.prior)}
         self._client.put_item(TableName=self._table, Item=item)
+
+
+def _echo(item: Mapping[str, Any], prior: Echo | None) -> Echo:
+    return Echo(
+        item["fingerprint"]["S"],
+        int(item["version"]["N"]) if "version" in item else None,
+        datetime.fromisoformat(item["origin"]["S"]) if "origin" in item else None,
+        prior,
+    )
+
+
+def _echo_attributes(echo: Echo) -> dict[str, Any]:
+    item: dict[str, Any] = {"fingerprint": {"S": echo.fingerprint}}
+    if echo.version is not None:
+        item["version"] = {"N": str(echo.version)}
+    if echo.origin is not None:
+        item["origin"] = {"S": echo.origin.isoformat()}
+    return item
 
 
 class DynamoLeaseStore:

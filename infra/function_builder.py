@@ -12,12 +12,13 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.constructs import pascal
 from syncline.config import NetworkConfig, System
-from syncline.settings import ENV_BUS, ENV_DLQ_URL, ENV_TABLE
+from syncline.settings import ENV_BUS, ENV_DLQ_URL, ENV_ESCALATION_TOPIC, ENV_TABLE
 from syncline.topology import FunctionSpec
 
 RUNTIME = lambda_.Runtime.PYTHON_3_12
@@ -77,6 +78,7 @@ class FunctionBuilder:
         queues: Mapping[str, sqs.IQueue] | None = None,
         network: NetworkConfig | None = None,
         table_indexed: bool = False,
+        escalation_topic: sns.ITopic | None = None,
     ) -> None:
         self._scope = scope
         self._code = code
@@ -88,6 +90,7 @@ class FunctionBuilder:
         self._queues = queues or {}
         self._secrets = secrets
         self._network = network
+        self._escalation_topic = escalation_topic
 
     def build(self, spec: FunctionSpec) -> lambda_.Function:
         """Create the function (with its role and log group) under a construct named after ``spec.id``."""
@@ -148,6 +151,8 @@ class FunctionBuilder:
             environment[ENV_BUS] = self._bus.event_bus_name
         if spec.dead_letters_to:
             environment[ENV_DLQ_URL] = self._dead_letter_queues[spec.dead_letters_to].queue_url
+        if spec.escalates and self._escalation_topic is not None:
+            environment[ENV_ESCALATION_TOPIC] = self._escalation_topic.topic_arn
         return environment
 
     def _grant(self, spec: FunctionSpec, function: lambda_.Function) -> None:
@@ -159,6 +164,15 @@ class FunctionBuilder:
             self._bus.grant_put_events_to(function)
         if spec.dead_letters_to:
             self._dead_letter_queues[spec.dead_letters_to].grant_send_messages(function)
+        if spec.escalates and self._escalation_topic is not None:
+            self._escalation_topic.grant_publish(function)
+            Validations.of(function.role or function).acknowledge(
+                Acknowledgment(
+                    id="AwsSolutions-IAM5[Action::kms:GenerateDataKey*]",
+                    reason="Publishing to the KMS-encrypted escalation topic: CDK grants kms:GenerateDataKey* "
+                    "(GenerateDataKey and GenerateDataKeyWithoutPlaintext) on that topic's own key only.",
+                )
+            )
         if spec.inspects_queues:
             # Depths of every queue; DLQs also read without consuming (receive, then release visibility).
             for queue in self._queues.values():

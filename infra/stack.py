@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from aws_cdk import Annotations, CfnOutput, Environment, Stack
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from infra import FUNCTIONS_DIR
@@ -55,6 +57,28 @@ class SynclineStack(Stack):
         for rule in topology.rules:
             self.notices.route(rule, self.queues[rule.queue])
 
+        # Conflicts that waited too long are published here (subscribe e-mail, Chatbot/Slack or PagerDuty).
+        # A key of its own, so the sweeper's grant names exactly that key (an alias would need key/*).
+        self.escalation_topic = (
+            sns.Topic(
+                self,
+                "EscalationTopic",
+                topic_name=topology.escalation_topic.name,
+                display_name=topology.escalation_topic.description[:100],
+                master_key=kms.Key(
+                    self,
+                    "EscalationTopicKey",
+                    enable_key_rotation=True,
+                    description=f"{topology.app}: encrypts the conflict escalation topic",
+                ),
+                enforce_ssl=True,
+            )
+            if topology.escalation_topic
+            else None
+        )
+        if self.escalation_topic is not None:
+            CfnOutput(self, "EscalationTopicArn", value=self.escalation_topic.topic_arn)
+
         builder = FunctionBuilder(
             self,
             code=lambda_.Code.from_asset(str(code_dir), exclude=[*IGNORED, MARKER]),
@@ -65,6 +89,7 @@ class SynclineStack(Stack):
             secrets={**import_secrets(self, config.systems), **import_webhook_secrets(self, config.webhooks)},
             network=config.network,
             table_indexed=bool(topology.table.indexes),
+            escalation_topic=self.escalation_topic,
         )
         self.functions = {spec.id: builder.build(spec) for spec in topology.functions}
         for queue in self.queues.values():

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -31,7 +31,9 @@ if TYPE_CHECKING:
     from syncline.db import DbSettings
     from syncline.erp.sage300 import Sage300Reader
     from syncline.poller import PollLimits
+    from syncline.review import ConflictReview
     from syncline.sync import PairContext
+    from syncline.twoway import RecordSystem, TwoWaySync
 
 SECRET_MAX_AGE_SECONDS = 300
 
@@ -135,6 +137,31 @@ class Dependencies:
             lookback=timedelta(seconds=poller.lookback_seconds),
             rescan_every=timedelta(seconds=poller.lookback_rescan_seconds),
             tz=ZoneInfo(self.config.systems[source].timezone),
+        )
+
+    def record_system(self, system: str) -> RecordSystem:
+        from syncline.systems import record_system  # noqa: PLC0415
+
+        return record_system(self.config, system, self.connection(system, read_only=False).get)
+
+    def twoway(self, pair_name: str, owner: str) -> TwoWaySync:
+        from syncline.adapters.twoway_dynamodb import dynamo_twoway  # noqa: PLC0415
+
+        return dynamo_twoway(
+            self.config, pair_name, self.record_system, aws.dynamodb(), self.settings.table_name, owner
+        )
+
+    def conflict_review(self) -> ConflictReview:
+        from syncline.adapters.conflicts_dynamodb import DynamoConflictStore  # noqa: PLC0415
+        from syncline.adapters.sns_escalation import SnsEscalation  # noqa: PLC0415
+        from syncline.review import ConflictReview  # noqa: PLC0415
+
+        topic = self.settings.escalation_topic_arn
+        return ConflictReview(
+            DynamoConflictStore(aws.dynamodb(), self.settings.table_name),
+            lambda: datetime.now(UTC),
+            timedelta(hours=self.config.review.escalate_after_hours),
+            SnsEscalation(aws.sns(), topic) if topic else None,
         )
 
     def pair_into(self, target: str, entity: str) -> PairContext:

@@ -128,6 +128,9 @@ def _parser() -> argparse.ArgumentParser:
 
     add_commands(commands)
     add_map_commands(commands)
+    from syncline.ops.conflict_commands import add_conflict_commands  # noqa: PLC0415
+
+    add_conflict_commands(commands)
     return parser
 
 

@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from syncline.conflicts import LastWriterWinsSpec, PolicySpec, RecordPolicy, build_rule
+from syncline.monitoring_config import MonitoringConfig
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "syncline.toml"
 
@@ -31,6 +32,11 @@ class System(_Strict):
     kind: Literal["sage300", "postgres"]
     secret: str = Field(description="Secrets Manager name or ARN holding the connection settings")
     timezone: str = "UTC"
+    table: str = Field(
+        "synced_records",
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description="postgres, two-way pairs: the table of records (key, doc, version, changed_at)",
+    )
 
 
 class PollerConfig(_Strict):
@@ -193,10 +199,19 @@ class DeployConfig(_Strict):
         return self
 
 
+class ReviewConfig(_Strict):
+    """The conflict review list: how often the sweeper retries the rules, and when a person is told."""
+
+    sweep_rate_seconds: int = Field(900, ge=60, description="how often open conflicts are rechecked")
+    escalate_after_hours: float = Field(4.0, gt=0, description="a conflict pending longer is escalated (SNS)")
+
+
 class SynclineConfig(_Strict):
     app: str = "syncline"
     systems: dict[str, System]
     poller: PollerConfig = PollerConfig()
+    review: ReviewConfig = ReviewConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
     pairs: list[Pair] = Field(min_length=1)
     webhooks: dict[str, WebhookSource] = Field(default_factory=dict)
     network: NetworkConfig | None = None
@@ -215,6 +230,21 @@ class SynclineConfig(_Strict):
             for role, system in (("source", pair.source), ("target", pair.target)):
                 if system not in self.systems:
                     raise ValueError(f"pair {pair.name!r}: {role} {system!r} is not declared under [systems]")
+        return self
+
+    @model_validator(mode="after")
+    def _two_way_systems_are_distinct(self) -> SynclineConfig:
+        for pair in self.pairs:
+            a, b = self.systems[pair.source], self.systems[pair.target]
+            if (
+                pair.direction == "two_way"
+                and a.kind == b.kind == "postgres"
+                and (a.secret, a.table) == (b.secret, b.table)
+            ):
+                raise ValueError(
+                    f"pair {pair.name!r}: {pair.source} and {pair.target} are the same table ({a.secret}, {a.table}); "
+                    "give one of them another `table` or `secret`"
+                )
         return self
 
     @model_validator(mode="after")

@@ -19,6 +19,8 @@ ENV_SOURCE = "SYNCLINE_SOURCE"
 ENV_TARGET = "SYNCLINE_TARGET"
 ENV_DLQ_URL = "SYNCLINE_DLQ_URL"
 ENV_STATE_COMMIT = "SYNCLINE_STATE_COMMIT"
+ENV_PAIR = "SYNCLINE_PAIR"
+ENV_ESCALATION_TOPIC = "SYNCLINE_ESCALATION_TOPIC"
 
 
 class Settings(BaseModel):
@@ -31,6 +33,8 @@ class Settings(BaseModel):
     target: str | None = None
     dead_letter_queue_url: str | None = None
     state_commit: Literal["transaction", "per_key"] = "transaction"
+    pair: str | None = None
+    escalation_topic_arn: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -43,4 +47,6 @@ class Settings(BaseModel):
             target=env.get(ENV_TARGET) or None,
             dead_letter_queue_url=env.get(ENV_DLQ_URL) or None,
             state_commit=env.get(ENV_STATE_COMMIT) or "transaction",
+            pair=env.get(ENV_PAIR) or None,
+            escalation_topic_arn=env.get(ENV_ESCALATION_TOPIC) or None,
         )

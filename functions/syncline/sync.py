@@ -50,7 +50,7 @@ class MalformedMessage(ValueError):
     """A message body that carries no valid notices."""
 
 
-def decode_message(message_id: str, body: str) -> InboundMessage:
+def decode_message(message_id: str, body: str, entity: str = ENTITY) -> InboundMessage:
     """Notices of one queue message: an EventBridge ``ChangeNotices`` event, or a dead letter being redriven."""
     try:
         document = json.loads(body)
@@ -68,8 +68,10 @@ def decode_message(message_id: str, body: str) -> InboundMessage:
         where = ".".join(str(part) for part in first["loc"])
         raise MalformedMessage(f"not a ChangeNotices event: {where}: {first['msg']}") from None
     for notice in notices:
-        if notice.entity != ENTITY:
+        if notice.entity != entity:
             raise MalformedMessage(f"entity {notice.entity!r} is not handled by this worker")
+        if entity != ENTITY:
+            continue
         try:
             split_inventory_key(notice.key)
         except ValueError as exc:

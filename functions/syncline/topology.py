@@ -71,6 +71,7 @@ class FunctionSpec(_Spec):
     inspects_queues: bool = Field(
         False, description="reads every work queue's depth and peeks every DLQ without consuming (the monitor)"
     )
+    escalates: bool = Field(False, description="publishes to the escalation topic (the conflict sweeper)")
 
 
 class QueueSpec(_Spec):
@@ -107,6 +108,12 @@ class RouteSpec(_Spec):
     function: str
 
 
+class TopicSpec(_Spec):
+    id: str
+    name: str
+    description: str = ""
+
+
 class Topology(_Spec):
     app: str
     table: TableSpec
@@ -116,6 +123,7 @@ class Topology(_Spec):
     rules: tuple[RuleSpec, ...]
     schedules: tuple[ScheduleSpec, ...]
     routes: tuple[RouteSpec, ...] = ()
+    escalation_topic: TopicSpec | None = None
 
     def function(self, function_id: str) -> FunctionSpec:
         return next(f for f in self.functions if f.id == function_id)
@@ -128,20 +136,32 @@ class Topology(_Spec):
         return 6 * self.function(queue.consumer).timeout_seconds
 
 
-def build_topology(config: SynclineConfig) -> Topology:
-    """Derive every resource from the configuration file: one queue and one worker per target."""
+# System kinds the two-way worker can read and write as records (``syncline.twoway.RecordSystem``).
+TWO_WAY_KINDS = frozenset({"postgres"})
+
+
+def _check_deployable(config: SynclineConfig) -> None:
     for pair in config.pairs:
-        if (
-            pair.direction != "one_way"
-            or pair.entity != "inventory_level"
-            or config.systems[pair.source].kind != "sage300"
-        ):
+        kinds = (config.systems[pair.source].kind, config.systems[pair.target].kind)
+        if pair.direction == "two_way":
+            unsupported = [kind for kind in kinds if kind not in TWO_WAY_KINDS]
+            if unsupported:
+                raise ConfigError(
+                    f"pair {pair.name!r}: two-way sync needs systems it can read and write as records "
+                    f"({', '.join(sorted(TWO_WAY_KINDS))}); {unsupported[0]} is not one"
+                )
+        elif pair.entity != "inventory_level" or kinds[0] != "sage300":
             # Declared but not deployable yet: better refused here than deployed with a worker that cannot serve it.
             raise ConfigError(
-                f"pair {pair.name!r}: {pair.direction} {pair.entity} sync from {config.systems[pair.source].kind} has no "
-                "worker yet (deployable today: one_way inventory_level from sage300; the two-way engine is "
-                "syncline.twoway, its workers arrive with the connectors)"
+                f"pair {pair.name!r}: one_way {pair.entity} sync from {kinds[0]} has no worker yet "
+                "(deployable one-way today: inventory_level from sage300)"
             )
+
+
+def build_topology(config: SynclineConfig) -> Topology:
+    """Derive every resource from the configuration file: one queue and one worker per one-way target and
+    per two-way pair, plus the conflict sweeper and its escalation topic when any pair is two-way."""
+    _check_deployable(config)
     app = config.app
     erp_sources = sorted({p.source for p in config.pairs if config.systems[p.source].kind == "sage300"})
     poller = FunctionSpec(
@@ -158,8 +178,10 @@ def build_topology(config: SynclineConfig) -> Topology:
     functions = [poller]
     queues = []
     rules = []
-    for target in sorted({pair.target for pair in config.pairs}):
-        pairs = [p for p in config.pairs if p.target == target]
+    one_way = [pair for pair in config.pairs if pair.direction == "one_way"]
+    two_way = [pair for pair in config.pairs if pair.direction == "two_way"]
+    for target in sorted({pair.target for pair in one_way}):
+        pairs = [p for p in one_way if p.target == target]
         queue = QueueSpec(id=f"sync_{target}", name=f"{app}-sync-{target}", consumer=f"sync_{target}")
         functions.append(
             FunctionSpec(
@@ -185,6 +207,57 @@ def build_topology(config: SynclineConfig) -> Topology:
                 },
                 queue=queue.id,
             )
+        )
+    for pair in two_way:
+        ident = pair.name.replace("-", "_")
+        queue = QueueSpec(id=f"twoway_{ident}", name=f"{app}-twoway-{pair.name}", consumer=f"twoway_{ident}")
+        functions.append(
+            FunctionSpec(
+                id=queue.consumer,
+                handler="handlers.twoway_worker.handler",
+                timeout_seconds=60,
+                description=f"Two-way sync of {pair.entity} between {pair.source} and {pair.target}: read both, "
+                "resolve by policy, write where they differ; unresolved -> conflict review list",
+                environment={"SYNCLINE_PAIR": pair.name},
+                table_access="readwrite",
+                dead_letters_to=queue.id,
+                secrets=tuple(sorted({pair.source, pair.target})),
+            )
+        )
+        queues.append(queue)
+        rules.append(
+            RuleSpec(
+                id=f"between_{ident}",
+                name=f"{app}-between-{pair.name}",
+                pattern={
+                    "source": sorted(f"{NOTICE_SOURCE_PREFIX}{system}" for system in {pair.source, pair.target}),
+                    "detail-type": [NOTICE_DETAIL_TYPE],
+                    "detail": {"entity": [pair.entity]},
+                },
+                queue=queue.id,
+            )
+        )
+    schedules = []
+    escalation_topic = None
+    if two_way:
+        escalation_topic = TopicSpec(
+            id="escalations",
+            name=f"{app}-escalations",
+            description="conflicts that waited longer than [review] escalate_after_hours",
+        )
+        sweeper = FunctionSpec(
+            id="conflict_sweeper",
+            handler="handlers.conflict_sweeper.handler",
+            timeout_seconds=300,
+            reserved_concurrency=1,
+            description="Recheck open conflicts with the rules; escalate the old ones (SNS)",
+            table_access="readwrite",
+            escalates=True,
+            secrets=tuple(sorted({system for p in two_way for system in (p.source, p.target)})),
+        )
+        functions.append(sweeper)
+        schedules.append(
+            ScheduleSpec(id="sweep_conflicts", rate_seconds=config.review.sweep_rate_seconds, function=sweeper.id)
         )
     routes = []
     if config.webhooks:
@@ -232,6 +305,8 @@ def build_topology(config: SynclineConfig) -> Topology:
             ScheduleSpec(id="poll_erp", rate_seconds=config.poller.rate_seconds, function=poller.id),
             ScheduleSpec(id="monitor", rate_seconds=MONITOR_RATE_SECONDS, function=monitor.id),
             ScheduleSpec(id="reconcile", rate_seconds=RECONCILE_RATE_SECONDS, function=reconciler.id),
+            *schedules,
         ),
         routes=tuple(routes),
+        escalation_topic=escalation_topic,
     )

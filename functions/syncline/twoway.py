@@ -110,6 +110,14 @@ class Outcome:
     writes: list[str] = field(default_factory=list)  # systems written
     resolution: Resolution | None = None
     attempts: int = 1
+    # For "review": every system's copy as judged, the version each copy had, and the base they diverged from.
+    sides: tuple[Side, ...] = ()
+    versions: Mapping[str, int | None] = field(default_factory=dict)
+    base: Mapping[str, Any] | None = None
+
+
+class RecordChanged(RuntimeError):
+    """A decision was taken on copies that have changed since: look at the record again."""
 
 
 def fingerprint(values: Mapping[str, Any]) -> str:
@@ -159,9 +167,50 @@ class TwoWaySync:
         sides = [side for side, _, _ in judged.values()]
         resolution = _resolve_all(base, sides, self.policy)
         if not resolution.settled:
-            return Outcome(key, "review", resolution=resolution)
-        agreed = resolution.values
+            versions = {name: copy.version if copy else None for name, copy in copies.items()}
+            return Outcome(
+                key,
+                "review",
+                resolution=resolution,
+                sides=tuple(sides),
+                versions=versions,
+                base=base.values if base else None,
+            )
         origin = max(side.changed_at for side in sides)  # the time of the newest change the agreement comes from
+        matched = {name: echo for name, (_, _, echo) in judged.items()}
+        written = self._agree(key, base, copies, resolution.values, origin, matched)
+        return Outcome(key, "settled", written, resolution)
+
+    def apply(self, key: str, values: Mapping[str, Any], *, expected: Mapping[str, int | None]) -> Outcome:
+        """Apply a person's decision: write ``values`` everywhere, if every copy is still at the version the
+        decision was taken on (``expected``: system -> version, None for "absent"); else raise ``RecordChanged``."""
+        if not self.leases.acquire(key, self.owner, seconds=self.lease_seconds):
+            return Outcome(key, "busy")
+        try:
+            base = self.bases.get(self.pair, key)
+            copies = {system.name: system.read(key) for system in self.systems}
+            current = {name: copy.version if copy else None for name, copy in copies.items()}
+            moved = sorted(name for name, version in expected.items() if current.get(name) != version)
+            if moved:
+                raise RecordChanged(f"{key} changed in {', '.join(moved)} since the decision was taken")
+            try:
+                written = self._agree(key, base, copies, dict(values), self.clock(), {})
+            except (StaleWrite, _LostRace) as exc:
+                raise RecordChanged(f"{key} changed while the decision was being applied") from exc
+            return Outcome(key, "settled", written)
+        finally:
+            self.leases.release(key, self.owner)
+
+    def _agree(
+        self,
+        key: str,
+        base: Base | None,
+        copies: Mapping[str, Copy | None],
+        agreed: Mapping[str, Any],
+        origin: datetime,
+        matched: Mapping[str, Echo | None],
+    ) -> list[str]:
+        """Write ``agreed`` where a copy differs (CAS), then commit it as the new base; the systems written."""
         written = []
         seen: dict[str, int] = {}
         for system in self.systems:
@@ -169,8 +218,8 @@ class TwoWaySync:
             if copy is None or dict(copy.values) != dict(agreed):
                 # Expect the echo before writing: the system may notify before write() even returns. Keep the
                 # expectation the copy matched, should this write never land.
-                matched = judged[system.name][2] if copy is not None else None
-                self.echoes.expect(system.name, key, Echo(fingerprint(agreed), None, origin, matched))
+                prior = matched.get(system.name) if copy is not None else None
+                self.echoes.expect(system.name, key, Echo(fingerprint(agreed), None, origin, prior))
                 copy = system.write(key, agreed, expected_version=copy.version if copy else None)
                 self.echoes.expect(system.name, key, Echo(fingerprint(copy.values), copy.version, origin))
                 written.append(system.name)
@@ -186,7 +235,7 @@ class TwoWaySync:
             echo, copy = self.echoes.expected(system.name, key), copies[system.name]
             if echo is not None and echo.version is None and system.name not in written and copy is not None:
                 self.echoes.expect(system.name, key, Echo(fingerprint(copy.values), copy.version, origin))
-        return Outcome(key, "settled", written, resolution)
+        return written
 
     def _side(self, system: str, key: str, copy: Copy, base: Base | None) -> tuple[Side, bool, Echo | None]:
         """The copy as a conflict side, whether it changed since the base, and the expectation it matched."""

@@ -139,9 +139,33 @@ def test_an_inventory_pair_without_locations_is_refused_with_its_line(tmp_path: 
         load_config(_write(tmp_path, text))
 
 
+def test_a_two_way_pair_gets_its_queue_worker_rule_and_the_conflict_sweeper(tmp_path: Path) -> None:
+    from syncline.topology import build_topology
+
+    topology = build_topology(load_config(_write(tmp_path, TWO_WAY)))
+    queue = topology.queue("twoway_stores")
+    worker = topology.function(queue.consumer)
+    assert worker.handler == "handlers.twoway_worker.handler" and worker.environment == {"SYNCLINE_PAIR": "stores"}
+    assert set(worker.secrets) == {"store-a", "store-b"}
+    (rule,) = [r for r in topology.rules if r.queue == queue.id]
+    assert rule.pattern["source"] == ["syncline.store-a", "syncline.store-b"]
+    assert rule.pattern["detail"] == {"entity": ["price"]}
+    assert topology.function("conflict_sweeper").escalates and topology.escalation_topic is not None
+    assert any(s.function == "conflict_sweeper" for s in topology.schedules)
+
+
 def test_a_pair_without_a_worker_yet_is_refused_at_topology_not_deployed(tmp_path: Path) -> None:
     from syncline.topology import build_topology
 
-    config = load_config(_write(tmp_path, TWO_WAY))
-    with pytest.raises(ConfigError, match="pair 'stores': two_way price sync from postgres has no worker yet"):
-        build_topology(config)
+    one_way_price = TWO_WAY.replace('direction = "two_way"', 'direction = "one_way"')
+    with pytest.raises(ConfigError, match="pair 'stores': one_way price sync from postgres has no worker yet"):
+        build_topology(load_config(_write(tmp_path, one_way_price)))
+    with_erp = TWO_WAY.replace('kind = "postgres"\nsecret = "syncline/store-a"', 'kind = "sage300"\nsecret = "x"')
+    with pytest.raises(ConfigError, match="two-way sync needs systems it can read and write"):
+        build_topology(load_config(_write(tmp_path, with_erp)))
+
+
+def test_two_systems_of_a_two_way_pair_cannot_be_the_same_table(tmp_path: Path) -> None:
+    same = TWO_WAY.replace('secret = "syncline/store-b"', 'secret = "syncline/store-a"')
+    with pytest.raises(ConfigError, match="store-a and store-b are the same table"):
+        load_config(_write(tmp_path, same))

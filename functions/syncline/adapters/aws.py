@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=20)
@@ -34,6 +35,11 @@ def events() -> EventBridgeClient:
 
 def sqs() -> SQSClient:
     client: SQSClient = _client("sqs")
+    return client
+
+
+def sns() -> SNSClient:
+    client: SNSClient = _client("sns")
     return client
 
 

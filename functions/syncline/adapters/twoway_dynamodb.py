@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from syncline.adapters.aws import is_condition_failure
-from syncline.twoway import Base, Echo
+from syncline.config import SynclineConfig
+from syncline.twoway import Base, Echo, RecordSystem, TwoWaySync
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -144,3 +145,27 @@ class DynamoLeaseStore:
         except ClientError as exc:
             if not is_condition_failure(exc):  # someone else holds it now (ours expired): leave theirs alone
                 raise
+
+
+def dynamo_twoway(
+    config: SynclineConfig,
+    pair_name: str,
+    systems: Callable[[str], RecordSystem],
+    client: DynamoDBClient,
+    table: str,
+    owner: str,
+) -> TwoWaySync:
+    """The engine for one two-way pair: both systems, the pair's policy, bases/echoes/leases in the table."""
+    pair = config.pair(pair_name)
+    if pair.direction != "two_way":
+        raise LookupError(f"pair {pair_name!r} is {pair.direction}, not two_way")
+    return TwoWaySync(
+        pair.name,
+        [systems(pair.source), systems(pair.target)],
+        pair.record_policy(),
+        DynamoBaseStore(client, table),
+        DynamoEchoStore(client, table),
+        DynamoLeaseStore(client, table),
+        owner,
+        lambda: datetime.now(UTC),
+    )

@@ -8,7 +8,7 @@ from typing import Any
 
 import boto3
 
-from syncline.settings import ENV_BUS, ENV_DLQ_URL, ENV_TABLE
+from syncline.settings import ENV_BUS, ENV_DLQ_URL, ENV_ESCALATION_TOPIC, ENV_TABLE
 from syncline.topology import NOTICE_SOURCE_PREFIX, FunctionSpec, QueueSpec, Topology, notice_archive_name
 
 
@@ -26,6 +26,7 @@ class Resources:
     table: str
     bus: str
     queues: dict[str, QueueResources] = field(default_factory=dict)
+    escalation_topic_arn: str | None = None
 
     def environment(self, function: FunctionSpec) -> dict[str, str]:
         """The function's environment: names and references only, as the CDK app sets them."""
@@ -34,6 +35,8 @@ class Resources:
             env[ENV_BUS] = self.bus
         if function.dead_letters_to:
             env[ENV_DLQ_URL] = self.queues[function.dead_letters_to].dlq_url
+        if function.escalates and self.escalation_topic_arn:
+            env[ENV_ESCALATION_TOPIC] = self.escalation_topic_arn
         return env
 
 
@@ -111,6 +114,10 @@ def provision(topology: Topology, secrets: dict[str, dict[str, Any]], region: st
                 }
             ],
         )
+
+    if topology.escalation_topic is not None:
+        sns = session.client("sns")
+        resources.escalation_topic_arn = sns.create_topic(Name=topology.escalation_topic.name)["TopicArn"]
 
     for name, value in secrets.items():
         secretsmanager.create_secret(Name=name, SecretString=json.dumps(value))

@@ -7,6 +7,7 @@ behind emulated triggers. Every boto3 call, SQL statement and handler is the one
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tempfile
@@ -18,6 +19,7 @@ import boto3
 import httpx
 
 from syncline.adapters import aws
+from syncline.adapters.pg_records import PostgresRecords
 from syncline.adapters.storefront_pg import ensure_schema
 from syncline.config import SynclineConfig, cached_config, load_config
 from syncline.local.api_gateway import ApiGateway, Route
@@ -78,6 +80,12 @@ class LocalStack:
         reader_password = postgres.create_reader(ERP_DATABASE)
         with postgres.connect(STOREFRONT_DATABASE) as storefront:
             ensure_schema(storefront)
+            # Two-way pairs between PostgreSQL systems: each system's table of records, in the storefront database.
+            for name in sorted({s for p in config.pairs if p.direction == "two_way" for s in (p.source, p.target)}):
+                if config.systems[name].kind == "postgres":
+                    PostgresRecords(
+                        name, functools.partial(_same, storefront), config.systems[name].table
+                    ).ensure_schema()
 
         secrets: dict[str, dict[str, Any]] = {}
         for system in config.systems.values():
@@ -252,6 +260,10 @@ class LocalStack:
         if self.owns_services:
             self.moto.stop()
             self.postgres.stop()
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def _point_process_at(endpoint: str, config_path: Path | str | None) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import urllib.parse
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -37,12 +38,15 @@ from syncline.db import DbSettings, connect
 from syncline.erp.sage300 import STREAMS
 from syncline.ops.dlq import peek
 from syncline.ops.health import PairFigures, QueueFigures
+from syncline.review import ConflictReview
 from syncline.stamps import StampError, parse_stamp
 from syncline.topology import QueueSpec, Topology, build_topology
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_sqs import SQSClient
+
+    from syncline.twoway import TwoWaySync
 
 STATE_FILE = Path(".local") / "stack.json"
 LOCAL_REGION = "us-east-1"
@@ -199,6 +203,31 @@ class OpsContext:
         connection = connect(self.db_settings(system), read_only=read_only)
         self._connections.append(connection)
         return connection
+
+    # -- two-way sync and its conflict list ---------------------------------------------------------------
+    def twoway(self, pair_name: str) -> TwoWaySync:
+        """The pair's engine, as its worker builds it (a person's decision goes through the same write path)."""
+        from syncline.adapters.twoway_dynamodb import dynamo_twoway  # noqa: PLC0415
+        from syncline.systems import record_system  # noqa: PLC0415
+
+        connections: dict[str, Any] = {}
+
+        def system(name: str) -> Any:
+            if name not in connections:
+                connections[name] = self.connection(name, read_only=False)
+            return record_system(self.config, name, lambda: connections[name])
+
+        owner = f"cli-{os.getpid()}"
+        return dynamo_twoway(self.config, pair_name, system, self.dynamodb, self.table, owner)
+
+    def conflict_review(self) -> ConflictReview:
+        from syncline.adapters.conflicts_dynamodb import DynamoConflictStore  # noqa: PLC0415
+
+        return ConflictReview(
+            DynamoConflictStore(self.dynamodb, self.table),
+            lambda: datetime.now(UTC),
+            timedelta(hours=self.config.review.escalate_after_hours),
+        )
 
     def close(self) -> None:
         for connection in self._connections:

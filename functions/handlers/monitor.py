@@ -16,7 +16,8 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from handlers.dependencies import dependencies
-from handlers.observability import logger, metrics, tracer
+from handlers.observability import logger, metrics
+from handlers.tracing import tracer
 from syncline.ops.health import HealthReport, assess
 from syncline.ops.wiring import OpsContext, Target, health_figures
 

@@ -9,7 +9,8 @@ from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from handlers.dependencies import dependencies
-from handlers.observability import logger, metrics, tracer
+from handlers.observability import logger, metrics
+from handlers.tracing import tracer
 from syncline.poller import poll
 
 

@@ -10,7 +10,8 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from handlers.dependencies import dependencies
-from handlers.observability import logger, metrics, tracer
+from handlers.observability import logger, metrics
+from handlers.tracing import tracer
 from syncline.sync import ENTITY, BatchResult, sync_inventory_batch
 
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)

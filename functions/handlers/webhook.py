@@ -27,7 +27,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from handlers.dependencies import dependencies
-from handlers.observability import logger, metrics, tracer
+from handlers.observability import logger, metrics
 from syncline.webhooks.ingress import IngressError, MalformedRequest, Outcome, WebhookRequest
 
 ROUTE = "/webhooks/<source>"
@@ -116,7 +116,6 @@ http.include_router(router)
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId", log_event=False, clear_state=True)
 @metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     resolver = http if event.get("version") == "2.0" else rest
     return resolver.resolve(event, context)

@@ -31,8 +31,10 @@ if TYPE_CHECKING:
     from syncline.db import DbSettings
     from syncline.erp.sage300 import Sage300Reader
     from syncline.poller import PollLimits
+    from syncline.ports import InventoryTarget
     from syncline.review import ConflictReview
     from syncline.sync import PairContext
+    from syncline.systems import SystemFactory
     from syncline.twoway import RecordSystem, TwoWaySync
 
 SECRET_MAX_AGE_SECONDS = 300
@@ -64,6 +66,7 @@ class Dependencies:
         self.config: SynclineConfig = cached_config(settings.config_path)
         self._connections: dict[str, CachedConnection] = {}
         self._ingress: Ingress | None = None
+        self._systems: SystemFactory | None = None
 
     def db_settings(self, system: str) -> DbSettings:
         from syncline.db import DbSettings  # noqa: PLC0415 - see the module docstring
@@ -139,10 +142,33 @@ class Dependencies:
             tz=ZoneInfo(self.config.systems[source].timezone),
         )
 
-    def record_system(self, system: str) -> RecordSystem:
-        from syncline.systems import record_system  # noqa: PLC0415
+    def systems(self) -> SystemFactory:
+        """Every system's adapters (connectors, record views, inventory targets), built once per cold start."""
+        if self._systems is None:
+            from syncline.adapters.identity_dynamodb import DynamoIdentityStore  # noqa: PLC0415
+            from syncline.systems import SystemFactory, parse_endpoints  # noqa: PLC0415
 
-        return record_system(self.config, system, self.connection(system, read_only=False).get)
+            client, table = aws.dynamodb(), self.settings.table_name
+            self._systems = SystemFactory(
+                self.config,
+                secret=lambda name: dict(
+                    parameters.get_secret(
+                        self.config.systems[name].secret, transform="json", max_age=SECRET_MAX_AGE_SECONDS
+                    )
+                ),
+                connection=lambda name: self.connection(name, read_only=False).get,
+                identity=DynamoIdentityStore(client, table),
+                dynamodb=client,
+                table=table,
+                endpoints=parse_endpoints(self.settings.endpoints),
+            )
+        return self._systems
+
+    def record_system(self, system: str) -> RecordSystem:
+        return self.systems().record_system(system)
+
+    def inventory_target(self, system: str) -> InventoryTarget:
+        return self.systems().inventory_target(system)
 
     def twoway(self, pair_name: str, owner: str) -> TwoWaySync:
         from syncline.adapters.twoway_dynamodb import dynamo_twoway  # noqa: PLC0415
@@ -168,7 +194,7 @@ class Dependencies:
         """The pair feeding ``target`` with ``entity`` (one source per target and entity for now)."""
         from syncline.sync import PairContext  # noqa: PLC0415
 
-        pairs = [p for p in self.config.pairs if (p.target, p.entity) == (target, entity)]
+        pairs = [p for p in self.config.pairs if (p.target, p.entity, p.direction) == (target, entity, "one_way")]
         if len(pairs) != 1:
             raise LookupError(f"expected one sync pair into {target} for {entity}, found {len(pairs)}")
         pair = pairs[0]

@@ -19,9 +19,15 @@ from handlers.dependencies import dependencies
 from handlers.observability import logger, metrics
 from handlers.tracing import tracer
 from syncline.adapters import aws
+from syncline.config import Pair, PostgresSystem, SynclineConfig
 from syncline.ops.reconcile import CompareReport, compare
 
 REPORT_PREFIX = "RECONCILE#"
+
+
+def reconcilable(config: SynclineConfig, pair: Pair) -> bool:
+    """Pairs the full compare covers today: one-way inventory from the ERP into a PostgreSQL storefront."""
+    return pair.direction == "one_way" and isinstance(config.systems[pair.target], PostgresSystem)
 
 
 class ReconcileFailed(RuntimeError):
@@ -35,6 +41,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     deps = dependencies()
     summaries, failures = [], []
     for declared in deps.config.pairs:
+        if not reconcilable(deps.config, declared):
+            continue
         try:
             report = compare(
                 source=deps.erp_reader(declared.source),

@@ -36,7 +36,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         pair=pair,
         source=deps.erp_reader(pair.source),
         state=deps.state(),
-        target=deps.storefront(target),
+        target=deps.inventory_target(target),
         dead_letters=deps.dead_letters(),
     )
     if result.failure:

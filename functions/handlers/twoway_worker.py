@@ -13,7 +13,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from handlers.dependencies import dependencies
 from handlers.observability import logger, metrics
 from handlers.tracing import tracer
-from syncline.twoway_batch import TwoWayBatchResult, sync_twoway_batch
+from syncline.systems import UnknownRecord
+from syncline.twoway_batch import PermanentFailure, TwoWayBatchResult, sync_twoway_batch
 
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
@@ -38,6 +39,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         sync=deps.twoway(pair.name, owner=context.aws_request_id),
         review=deps.conflict_review(),
         dead_letters=deps.dead_letters(),
+        record_key=deps.systems().record_key,
+        is_permanent=is_permanent,
     )
     if result.failures:
         deps.reset_connections()
@@ -48,6 +51,11 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             raise RetryLater("; ".join(result.failures[:3]) or "record busy: another worker holds it")
 
     return dict(process_partial_response(event=event, record_handler=verdict, processor=processor, context=context))
+
+
+def is_permanent(exc: Exception) -> bool:
+    """Failures no retry can fix: an unknown record, or a system that refused the request itself (4xx)."""
+    return isinstance(exc, (PermanentFailure, UnknownRecord)) or getattr(exc, "retryable", None) is False
 
 
 def _report(pair: str, result: TwoWayBatchResult) -> None:

@@ -189,6 +189,7 @@ def _write_state(stack: Any) -> None:
                 "postgres": stack.postgres.admin_conninfo,
                 "queues": {qid: {"url": q.url, "dlq_url": q.dlq_url} for qid, q in stack.resources.queues.items()},
                 "table": stack.resources.table,
+                "endpoints": {name: sandbox.url for name, sandbox in stack.sandboxes.items()},
             },
             indent=2,
         )

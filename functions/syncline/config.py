@@ -10,7 +10,7 @@ import re
 import tomllib
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -28,15 +28,79 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class System(_Strict):
-    kind: Literal["sage300", "postgres"]
-    secret: str = Field(description="Secrets Manager name or ARN holding the connection settings")
+class _SystemBase(_Strict):
+    secret: str = Field(description="Secrets Manager name or ARN holding the connection settings or credentials")
     timezone: str = "UTC"
+    base_url: str | None = Field(
+        None,
+        pattern=r"^https?://",
+        description="HTTP systems: the API's base URL (default: the service's own); the local stack points it at "
+        "its sandbox through SYNCLINE_ENDPOINTS",
+    )
+
+
+class Sage300System(_SystemBase):
+    """Sage 300 on SQL Server, read-only. Secret: {engine, host, port, database, user, password}."""
+
+    kind: Literal["sage300"]
+
+
+class PostgresSystem(_SystemBase):
+    """A PostgreSQL database: the storefront (one-way inventory target) or a table of records (two-way)."""
+
+    kind: Literal["postgres"]
     table: str = Field(
         "synced_records",
         pattern=r"^[a-z_][a-z0-9_]{0,62}$",
-        description="postgres, two-way pairs: the table of records (key, doc, version, changed_at)",
+        description="two-way pairs: the table of records (key, doc, version, changed_at)",
     )
+
+
+class ShopifySystem(_SystemBase):
+    """A Shopify store (Admin GraphQL). Secret: {"access_token": "shpat_..."}."""
+
+    kind: Literal["shopify"]
+    shop: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$", description="the shop's myshopify.com domain")
+    api_version: str = Field("2026-01", pattern=r"^\d{4}-\d{2}$")
+    quantity: Literal["available", "on_hand"] = Field("available", description="the quantity Syncline sets")
+    locations: dict[str, str] = Field(
+        default_factory=dict, description="canonical location code -> Shopify location id (numeric or GID)"
+    )
+
+
+class HubSpotSystem(_SystemBase):
+    """HubSpot CRM (private app). Secret: {"token": "pat-..."}."""
+
+    kind: Literal["hubspot"]
+    app_id: str = Field(description="the private app's id: its own changes come back with this sourceId (echoes)")
+
+
+class OmsSystem(_SystemBase):
+    """The PostgreSQL order management database (orders, shipments, customers, outbox)."""
+
+    kind: Literal["oms"]
+
+
+class SalesforceSystem(_SystemBase):
+    """Salesforce (REST, OAuth2 client credentials). Secret: {"client_id", "client_secret"}."""
+
+    kind: Literal["salesforce"]
+    login_url: str = Field("https://login.salesforce.com", pattern=r"^https?://")
+    api_version: str = "62.0"
+
+
+class FracttalSystem(_SystemBase):
+    """Fracttal CMMS (OAuth2 client credentials). Secret: {"client_id", "client_secret"}."""
+
+    kind: Literal["fracttal"]
+    token_url: str = Field(pattern=r"^https?://", description="the OAuth2 token endpoint your account was given")
+    warehouse_code: str
+
+
+System = Annotated[
+    Sage300System | PostgresSystem | ShopifySystem | HubSpotSystem | OmsSystem | SalesforceSystem | FracttalSystem,
+    Field(discriminator="kind"),
+]
 
 
 class PollerConfig(_Strict):
@@ -88,8 +152,9 @@ class Pair(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> Pair:
-        if self.entity == "inventory_level" and not self.locations:
-            raise ValueError("an inventory_level pair needs [pairs.locations] (source code -> target code)")
+        if self.entity == "inventory_level" and self.direction == "one_way" and not self.locations:
+            # Two-way pairs speak canonical codes on both sides (each store maps them to its own locations).
+            raise ValueError("a one-way inventory_level pair needs [pairs.locations] (source code -> target code)")
         seen: dict[str, int] = {}
         for index, group in enumerate(self.field_groups):
             for name in group.fields:
@@ -238,7 +303,8 @@ class SynclineConfig(_Strict):
             a, b = self.systems[pair.source], self.systems[pair.target]
             if (
                 pair.direction == "two_way"
-                and a.kind == b.kind == "postgres"
+                and isinstance(a, PostgresSystem)
+                and isinstance(b, PostgresSystem)
                 and (a.secret, a.table) == (b.secret, b.table)
             ):
                 raise ValueError(
@@ -253,6 +319,13 @@ class SynclineConfig(_Strict):
             if system not in self.systems:
                 raise ValueError(f"network: system {system!r} is not declared under [systems]")
         return self
+
+    def one_way_pair(self, target: str, entity: str) -> Pair:
+        """The one-way pair feeding ``target`` with ``entity`` (one source per target and entity)."""
+        pairs = [p for p in self.pairs if (p.target, p.entity, p.direction) == (target, entity, "one_way")]
+        if len(pairs) != 1:
+            raise ConfigError(f"expected one one-way {entity} pair into {target}, found {len(pairs)}")
+        return pairs[0]
 
     def pair(self, name: str) -> Pair:
         for pair in self.pairs:
@@ -276,10 +349,21 @@ def load_config(path: Path | str | None = None) -> SynclineConfig:
     except ValidationError as exc:
         lines = _line_index(text)
         problems = "; ".join(
-            f"{_where(lines, error['loc'])}{'.'.join(str(part) for part in error['loc']) or '(top level)'}: {error['msg']}"
+            f"{_where(lines, loc)}{'.'.join(str(part) for part in loc) or '(top level)'}: {error['msg']}"
             for error in exc.errors()
+            for loc in [_without_union_tag(error["loc"])]
         )
         raise ConfigError(f"{source}: {problems}") from None
+
+
+SYSTEM_KINDS = ("sage300", "postgres", "shopify", "hubspot", "oms", "salesforce", "fracttal")
+
+
+def _without_union_tag(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """pydantic puts the system's kind in the location of an error inside it (systems.x.shopify.shop): drop it."""
+    if len(loc) >= 3 and loc[0] == "systems" and loc[2] in SYSTEM_KINDS:
+        return (*loc[:2], *loc[3:])
+    return loc
 
 
 def _line_index(text: str) -> dict[tuple[str, ...], int]:

@@ -21,6 +21,7 @@ ENV_DLQ_URL = "SYNCLINE_DLQ_URL"
 ENV_STATE_COMMIT = "SYNCLINE_STATE_COMMIT"
 ENV_PAIR = "SYNCLINE_PAIR"
 ENV_ESCALATION_TOPIC = "SYNCLINE_ESCALATION_TOPIC"
+ENV_ENDPOINTS = "SYNCLINE_ENDPOINTS"  # JSON: system name -> base URL (the local stack's sandboxes)
 
 
 class Settings(BaseModel):
@@ -35,6 +36,7 @@ class Settings(BaseModel):
     state_commit: Literal["transaction", "per_key"] = "transaction"
     pair: str | None = None
     escalation_topic_arn: str | None = None
+    endpoints: str | None = None  # SYNCLINE_ENDPOINTS as given (hashable: settings key a cache)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -49,4 +51,5 @@ class Settings(BaseModel):
             state_commit=env.get(ENV_STATE_COMMIT) or "transaction",
             pair=env.get(ENV_PAIR) or None,
             escalation_topic_arn=env.get(ENV_ESCALATION_TOPIC) or None,
+            endpoints=env.get(ENV_ENDPOINTS) or None,
         )

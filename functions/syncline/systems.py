@@ -1,20 +1,220 @@
-"""Systems as two-way sync reads and writes them, built from their configuration (one place for the
-functions and the CLI). ``syncline.topology.TWO_WAY_KINDS`` lists the kinds that can take part."""
+"""Systems as the workers read and write them, built from their configuration: one place for the functions
+and the CLI. ``syncline.topology.TWO_WAY_KINDS`` and ``INVENTORY_TARGET_KINDS`` list what can take part.
+
+Where a system is reached over HTTP, its base URL is the configured one (``base_url``, else the service's
+own), unless ``SYNCLINE_ENDPOINTS`` names another for it: that is how the local stack points the very same
+code at its sandboxes, as ``AWS_ENDPOINT_URL`` points boto3 at the moto server.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
-from syncline.config import SynclineConfig
+from syncline.canonical.entities import Order
+from syncline.config import FracttalSystem, OmsSystem, PostgresSystem, ShopifySystem, SynclineConfig
+from syncline.identity import IdentityStore
+from syncline.models import KEY_SEPARATOR, ChangeNotice, split_inventory_key
+from syncline.ports import InventoryTarget
 from syncline.twoway import RecordSystem
 
+ENV_ENDPOINTS = "SYNCLINE_ENDPOINTS"
+INVENTORY_ITEM = "inventory_item"  # identity map entity: SKU -> each store's InventoryItem id
 
-def record_system(config: SynclineConfig, name: str, connection: Callable[[], Any]) -> RecordSystem:
-    """``name`` as a ``RecordSystem``; ``connection`` opens (or returns the cached) database connection."""
-    system = config.systems[name]
-    if system.kind == "postgres":
-        from syncline.adapters.pg_records import PostgresRecords  # noqa: PLC0415 - psycopg only where used
 
-        return PostgresRecords(name, connection, system.table)
-    raise LookupError(f"system {name!r} ({system.kind}) cannot take part in two-way sync")
+class UnknownRecord(LookupError):
+    """A notice names a record the pair cannot identify (no identity mapped): it will not sync by retrying."""
+
+
+def parse_endpoints(value: str | None) -> dict[str, str]:
+    """``SYNCLINE_ENDPOINTS``: a JSON object of system name -> base URL."""
+    if not value:
+        return {}
+    endpoints = json.loads(value)
+    if not isinstance(endpoints, dict) or not all(isinstance(v, str) for v in endpoints.values()):
+        raise ValueError(f"{ENV_ENDPOINTS} must be a JSON object of system name -> base URL")
+    return endpoints
+
+
+def shopify_gid(kind: str, value: str) -> str:
+    return value if value.startswith("gid://") else f"gid://shopify/{kind}/{value}"
+
+
+@dataclass
+class SystemFactory:
+    """Builds each system's adapters. ``secret(name)`` reads system ``name``'s secret (JSON, cached by the caller),
+    ``connection(name)`` returns a callable giving its (cached) database connection, ``identity`` is the
+    identity map, ``dynamodb``/``table`` hold the shared limiters' state."""
+
+    config: SynclineConfig
+    secret: Callable[[str], Mapping[str, Any]]
+    connection: Callable[[str], Callable[[], Any]]
+    identity: IdentityStore | None = None
+    dynamodb: Any = None
+    table: str | None = None
+    endpoints: Mapping[str, str] = field(default_factory=dict)
+    _admins: dict[str, Any] = field(default_factory=dict)
+
+    def base_url(self, name: str, default: str | None = None) -> str | None:
+        """The configured base URL (else ``default``); an endpoint override replaces its scheme and host and
+        keeps its path, as a sandbox serves the API's own paths."""
+        configured = self.config.systems[name].base_url or default
+        override = self.endpoints.get(name)
+        if override is None:
+            return configured
+        return override.rstrip("/") + (urlsplit(configured).path.rstrip("/") if configured else "")
+
+    # -- Shopify -------------------------------------------------------------------------------------
+    def shopify(self, name: str) -> Any:
+        """The shop's Admin API client, its cost bucket shared through the state table (one per process)."""
+        if name not in self._admins:
+            from syncline.connectors.shopify import ShopifyAdmin  # noqa: PLC0415 - httpx only where used
+            from syncline.connectors.shopify_rate_limit import CostLimiter  # noqa: PLC0415
+
+            system = self._shopify_system(name)
+            limiter = None
+            if self.dynamodb is not None and self.table:
+                from syncline.adapters.rate_limit_dynamodb import DynamoBucketStore  # noqa: PLC0415
+
+                limiter = CostLimiter(DynamoBucketStore(self.dynamodb, self.table), system.shop)
+            self._admins[name] = ShopifyAdmin(
+                system.shop,
+                access_token=lambda: str(self.secret(name)["access_token"]),
+                api_version=system.api_version,
+                base_url=self.base_url(name),
+                limiter=limiter,
+            )
+        return self._admins[name]
+
+    def _shopify_system(self, name: str) -> ShopifySystem:
+        system = self.config.systems[name]
+        if not isinstance(system, ShopifySystem):
+            raise LookupError(f"system {name!r} is {system.kind}, not shopify")
+        return system
+
+    def shopify_identity(self, name: str) -> Callable[[str, str], tuple[str, str] | None]:
+        """(SKU, location code) -> (InventoryItem GID, Location GID) from the identity map and the config."""
+        system = self._shopify_system(name)
+        identity = self.identity
+
+        def ids(sku: str, location: str) -> tuple[str, str] | None:
+            where = system.locations.get(location)
+            if where is None or identity is None:
+                return None
+            mapped = identity.get(INVENTORY_ITEM, sku)
+            item = mapped.ids.get(name) if mapped else None
+            return (shopify_gid("InventoryItem", item), shopify_gid("Location", where)) if item else None
+
+        return ids
+
+    def shopify_record_key(self, name: str, key: str) -> str:
+        """A Shopify notice key (``inventory item id|location id``) as the canonical ``SKU|LOCATION``."""
+        system = self._shopify_system(name)
+        item, location = split_inventory_key(key)
+        codes = {shopify_gid("Location", value): code for code, value in system.locations.items()}
+        code = codes.get(shopify_gid("Location", location))
+        sku = self.identity.key_of(INVENTORY_ITEM, name, shopify_gid("InventoryItem", item)) if self.identity else None
+        if code is None or sku is None:
+            raise UnknownRecord(
+                f"{name}: inventory item {item} at location {location} is not mapped "
+                f"({'no location code' if code is None else 'no SKU'}; see `syncline map`)"
+            )
+        return f"{sku}{KEY_SEPARATOR}{code}"
+
+    # -- Fracttal (OAuth2 client credentials, one token shared through the state table) ----------------
+    def fracttal(self, name: str) -> Any:
+        if name not in self._admins:
+            from syncline.connectors.fracttal import FracttalClient, FracttalSettings  # noqa: PLC0415
+            from syncline.connectors.oauth2 import (  # noqa: PLC0415
+                ClientCredentials,
+                InMemoryTokenStore,
+                OAuth2ClientCredentials,
+                OAuth2Settings,
+            )
+
+            system = self.config.systems[name]
+            if not isinstance(system, FracttalSystem):
+                raise LookupError(f"system {name!r} is {system.kind}, not fracttal")
+            store: Any = InMemoryTokenStore()
+            if self.dynamodb is not None and self.table:
+                from syncline.adapters.tokens_dynamodb import DynamoTokenStore  # noqa: PLC0415
+
+                store = DynamoTokenStore(self.dynamodb, self.table)
+
+            def credentials() -> ClientCredentials:
+                secret = self.secret(name)
+                return ClientCredentials(str(secret["client_id"]), str(secret["client_secret"]))
+
+            token_url = system.token_url
+            if name in self.endpoints:  # the sandbox serves the token endpoint at the same path
+                token_url = self.endpoints[name].rstrip("/") + urlsplit(system.token_url).path
+            tokens = OAuth2ClientCredentials(OAuth2Settings(provider=name, token_url=token_url), credentials, store)
+            base = self.base_url(name, FracttalSettings.model_fields["base_url"].default)
+            settings = FracttalSettings(warehouse_code=system.warehouse_code, **({"base_url": base} if base else {}))
+            self._admins[name] = FracttalClient(settings, tokens)
+        return self._admins[name]
+
+    # -- roles ---------------------------------------------------------------------------------------
+    def record_system(self, name: str) -> RecordSystem:
+        """``name`` as two-way sync reads and writes it."""
+        system = self.config.systems[name]
+        if isinstance(system, PostgresSystem):
+            from syncline.adapters.pg_records import PostgresRecords  # noqa: PLC0415 - psycopg only where used
+
+            return PostgresRecords(name, self.connection(name), system.table)
+        if isinstance(system, ShopifySystem):
+            from syncline.connectors.shopify import ShopifyInventoryRecords  # noqa: PLC0415
+
+            return ShopifyInventoryRecords(
+                self.shopify(name), self.shopify_identity(name), name=system.quantity, system_name=name
+            )
+        raise LookupError(f"system {name!r} ({system.kind}) cannot take part in two-way sync")
+
+    def record_key(self, notice: ChangeNotice) -> str:
+        """The pair's record key a notice speaks of (Shopify's own ids translated through the identity map)."""
+        system = self.config.systems.get(notice.source_system)
+        if isinstance(system, ShopifySystem):
+            return self.shopify_record_key(notice.source_system, notice.key)
+        return notice.key
+
+    def order_source(self, name: str) -> Callable[[str], Order | None]:
+        """Fetch one order, fresh, by the key its notice carries (a Shopify order id)."""
+        system = self.config.systems[name]
+        if isinstance(system, ShopifySystem):
+            admin = self.shopify(name)
+
+            def fetch(key: str) -> Order | None:
+                order = admin.order(shopify_gid("Order", key))
+                return order.to_canonical() if order is not None else None
+
+            return fetch
+        raise LookupError(f"system {name!r} ({system.kind}) cannot be an order source")
+
+    def order_target(self, name: str) -> Any:
+        """Where orders are written (the OMS: guarded upserts, statuses never backwards)."""
+        system = self.config.systems[name]
+        if isinstance(system, OmsSystem):
+            from syncline.connectors.oms_pg import OmsDatabase  # noqa: PLC0415
+
+            return OmsDatabase(self.connection(name))
+        raise LookupError(f"system {name!r} ({system.kind}) cannot be an order target")
+
+    def inventory_target(self, name: str) -> InventoryTarget:
+        """``name`` as a one-way inventory target."""
+        system = self.config.systems[name]
+        if isinstance(system, PostgresSystem):
+            from syncline.adapters.storefront_pg import PostgresStorefront  # noqa: PLC0415
+
+            return PostgresStorefront(self.connection(name))
+        if isinstance(system, ShopifySystem):
+            from syncline.connectors.shopify import ShopifyInventoryTarget  # noqa: PLC0415
+
+            return ShopifyInventoryTarget(self.shopify(name), self.shopify_identity(name), name=system.quantity)
+        if isinstance(system, FracttalSystem):
+            from syncline.connectors.fracttal import FracttalInventoryTarget  # noqa: PLC0415
+
+            return FracttalInventoryTarget(self.fracttal(name), system.warehouse_code)
+        raise LookupError(f"system {name!r} ({system.kind}) cannot be an inventory target")

@@ -136,8 +136,22 @@ class Topology(_Spec):
         return 6 * self.function(queue.consumer).timeout_seconds
 
 
-# System kinds the two-way worker can read and write as records (``syncline.twoway.RecordSystem``).
-TWO_WAY_KINDS = frozenset({"postgres"})
+# System kinds the two-way worker can read and write as records (``syncline.systems.SystemFactory``).
+TWO_WAY_KINDS = frozenset({"postgres", "shopify"})
+# System kinds the one-way inventory worker can write ERP stock into.
+INVENTORY_TARGET_KINDS = frozenset({"postgres", "shopify", "fracttal"})
+# One-way pairs a worker serves: entity -> (source kind, target kind) combinations, and the worker.
+ONE_WAY_KINDS: dict[str, frozenset[tuple[str, str]]] = {
+    "inventory_level": frozenset(("sage300", target) for target in INVENTORY_TARGET_KINDS),
+    "order": frozenset({("shopify", "oms")}),
+}
+ONE_WAY_WORKERS = {
+    "inventory_level": (
+        "handlers.sync_worker.handler",
+        "Fetch-on-notify sync into {target}: source -> canonical -> state cache -> write",
+    ),
+    "order": ("handlers.order_worker.handler", "Orders into {target}: fetched fresh from the store, guarded upsert"),
+}
 
 
 def _check_deployable(config: SynclineConfig) -> None:
@@ -150,11 +164,16 @@ def _check_deployable(config: SynclineConfig) -> None:
                     f"pair {pair.name!r}: two-way sync needs systems it can read and write as records "
                     f"({', '.join(sorted(TWO_WAY_KINDS))}); {unsupported[0]} is not one"
                 )
-        elif pair.entity != "inventory_level" or kinds[0] != "sage300":
+        elif pair.entity not in ONE_WAY_KINDS or kinds not in ONE_WAY_KINDS[pair.entity]:
             # Declared but not deployable yet: better refused here than deployed with a worker that cannot serve it.
+            deployable = "; ".join(
+                f"{entity} from {source} into {target}"
+                for entity, combos in ONE_WAY_KINDS.items()
+                for source, target in sorted(combos)
+            )
             raise ConfigError(
-                f"pair {pair.name!r}: one_way {pair.entity} sync from {kinds[0]} has no worker yet "
-                "(deployable one-way today: inventory_level from sage300)"
+                f"pair {pair.name!r}: one_way {pair.entity} sync from {kinds[0]} into {kinds[1]} has no worker yet "
+                f"(deployable one-way today: {deployable})"
             )
 
 
@@ -180,15 +199,22 @@ def build_topology(config: SynclineConfig) -> Topology:
     rules = []
     one_way = [pair for pair in config.pairs if pair.direction == "one_way"]
     two_way = [pair for pair in config.pairs if pair.direction == "two_way"]
-    for target in sorted({pair.target for pair in one_way}):
-        pairs = [p for p in one_way if p.target == target]
-        queue = QueueSpec(id=f"sync_{target}", name=f"{app}-sync-{target}", consumer=f"sync_{target}")
+    for target, entity in sorted({(pair.target, pair.entity) for pair in one_way}):
+        pairs = [p for p in one_way if (p.target, p.entity) == (target, entity)]
+        handler, description = ONE_WAY_WORKERS[entity]
+        # Inventory keeps the plain names (sync_<target>): the first path, and what operators know.
+        suffix = "" if entity == "inventory_level" else f"_{entity}"
+        queue = QueueSpec(
+            id=f"sync_{target}{suffix}",
+            name=f"{app}-sync-{target}{suffix.replace('_', '-')}",
+            consumer=f"sync_{target}{suffix}",
+        )
         functions.append(
             FunctionSpec(
                 id=queue.consumer,
-                handler="handlers.sync_worker.handler",
+                handler=handler,
                 timeout_seconds=30,
-                description=f"Fetch-on-notify sync into {target}: source -> canonical -> state cache -> write",
+                description=description.format(target=target),
                 environment={"SYNCLINE_TARGET": target},
                 table_access="readwrite",
                 dead_letters_to=queue.id,
@@ -198,12 +224,12 @@ def build_topology(config: SynclineConfig) -> Topology:
         queues.append(queue)
         rules.append(
             RuleSpec(
-                id=f"to_{target}",
-                name=f"{app}-to-{target}",
+                id=f"to_{target}{suffix}",
+                name=f"{app}-to-{target}{suffix.replace('_', '-')}",
                 pattern={
                     "source": sorted({f"{NOTICE_SOURCE_PREFIX}{p.source}" for p in pairs}),
                     "detail-type": [NOTICE_DETAIL_TYPE],
-                    "detail": {"entity": sorted({p.entity for p in pairs})},
+                    "detail": {"entity": [entity]},
                 },
                 queue=queue.id,
             )

@@ -134,7 +134,7 @@ def test_an_inventory_pair_without_locations_is_refused_with_its_line(tmp_path: 
     )
     assert "[pairs.locations]" not in text
     with pytest.raises(
-        ConfigError, match=r"line \d+: pairs\.0: Value error, an inventory_level pair needs \[pairs\.locations\]"
+        ConfigError, match=r"line \d+: pairs\.0: Value error, a one-way inventory_level pair needs \[pairs\.locations\]"
     ):
         load_config(_write(tmp_path, text))
 
@@ -158,7 +158,9 @@ def test_a_pair_without_a_worker_yet_is_refused_at_topology_not_deployed(tmp_pat
     from syncline.topology import build_topology
 
     one_way_price = TWO_WAY.replace('direction = "two_way"', 'direction = "one_way"')
-    with pytest.raises(ConfigError, match="pair 'stores': one_way price sync from postgres has no worker yet"):
+    with pytest.raises(
+        ConfigError, match="pair 'stores': one_way price sync from postgres into postgres has no worker yet"
+    ):
         build_topology(load_config(_write(tmp_path, one_way_price)))
     with_erp = TWO_WAY.replace('kind = "postgres"\nsecret = "syncline/store-a"', 'kind = "sage300"\nsecret = "x"')
     with pytest.raises(ConfigError, match="two-way sync needs systems it can read and write"):

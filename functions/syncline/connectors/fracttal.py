@@ -15,7 +15,7 @@ inner whitespace and case are significant.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -247,3 +247,29 @@ def sync_spare_parts(
         },
     )
     return summary
+
+
+class FracttalInventoryTarget:
+    """``InventoryTarget`` over one Fracttal warehouse: the sync worker's write path for ERP spare-part stock.
+
+    A level's item code is its SKU; the warehouse holds one quantity per code, so the pair should carry one ERP
+    location (``[pairs.filters] locations``). Codes written or already equal are returned (the target agrees);
+    codes Fracttal does not stock are not created, only logged; a refused write is logged and not returned,
+    so the next change of that record tries again. A retryable failure raises: the batch comes back via SQS.
+    """
+
+    def __init__(self, client: FracttalClient, warehouse_code: str | None = None) -> None:
+        self.client, self.warehouse_code = client, warehouse_code
+        self.last: SparePartSyncSummary | None = None
+
+    def upsert_inventory(self, levels: Sequence[InventoryLevel]) -> set[str]:
+        by_code: dict[str, list[str]] = {}
+        for level in levels:
+            by_code.setdefault(match_code(level.sku), []).append(level.key)
+        summary = sync_spare_parts(levels, client=self.client, warehouse_code=self.warehouse_code)
+        self.last = summary
+        for code in summary.unmatched:
+            logger.warning("fracttal: no spare part %s in the warehouse; not created", code)
+        for code, reason in summary.failed.items():
+            logger.warning("fracttal: %s not written: %s", code, reason)
+        return {key for code in (*summary.updated, *summary.unchanged) for key in by_code.get(code, [])}

@@ -10,7 +10,9 @@ from __future__ import annotations
 import functools
 import json
 import os
+import secrets as secrets_module
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,15 +23,27 @@ import httpx
 from syncline.adapters import aws
 from syncline.adapters.pg_records import PostgresRecords
 from syncline.adapters.storefront_pg import ensure_schema
-from syncline.config import SynclineConfig, cached_config, load_config
+from syncline.config import (
+    FracttalSystem,
+    OmsSystem,
+    PostgresSystem,
+    ShopifySystem,
+    SynclineConfig,
+    cached_config,
+    load_config,
+)
+from syncline.connectors.oms_pg import ensure_schema as ensure_oms_schema
 from syncline.local.api_gateway import ApiGateway, Route
 from syncline.local.lambda_runtime import Invocation, LocalFunction, PollOutcome, SqsEventSource, scheduled_event
 from syncline.local.moto_server import LOCAL_ACCOUNT, LOCAL_REGION, MotoServer
 from syncline.local.postgres import ERP_READER, PostgresServer
 from syncline.local.provision import Resources, provision
 from syncline.local.sage300 import Sage300Emulator
+from syncline.local.sandboxes.fracttal import FracttalSandbox
+from syncline.local.sandboxes.shopify import ShopifySandbox
 from syncline.local.webhook_sender import WebhookSender, generate_secret
 from syncline.settings import ENV_CONFIG, ENV_STATE_COMMIT
+from syncline.systems import ENV_ENDPOINTS
 from syncline.topology import Topology, build_topology
 
 ERP_DATABASE = "sage300"
@@ -51,6 +65,8 @@ class LocalStack:
     api: ApiGateway | None = None
     webhook_secrets: dict[str, list[str]] = field(default_factory=dict)
     """Generated signing secrets per webhook source (what a sender would be given), newest first."""
+    sandboxes: dict[str, Any] = field(default_factory=dict)
+    """The SaaS sandbox serving each HTTP system of the configuration (``SYNCLINE_ENDPOINTS``)."""
 
     @classmethod
     def up(
@@ -82,17 +98,22 @@ class LocalStack:
             ensure_schema(storefront)
             # Two-way pairs between PostgreSQL systems: each system's table of records, in the storefront database.
             for name in sorted({s for p in config.pairs if p.direction == "two_way" for s in (p.source, p.target)}):
-                if config.systems[name].kind == "postgres":
-                    PostgresRecords(
-                        name, functools.partial(_same, storefront), config.systems[name].table
-                    ).ensure_schema()
+                system = config.systems[name]
+                if isinstance(system, PostgresSystem):
+                    PostgresRecords(name, functools.partial(_same, storefront), system.table).ensure_schema()
 
-        secrets: dict[str, dict[str, Any]] = {}
-        for system in config.systems.values():
-            if system.kind == "sage300":
+        sandboxes, secrets = _start_sandboxes(config)
+        for name, system in config.systems.items():
+            if isinstance(system, OmsSystem):  # the OMS: a database of its own, with its tables and outbox
+                postgres.recreate_database(name)
+                with postgres.connect(name) as oms:
+                    ensure_oms_schema(oms)
+                secrets[system.secret] = postgres.secret_for(name)
+            elif system.kind == "sage300":
                 secrets[system.secret] = postgres.secret_for(ERP_DATABASE, user=ERP_READER, password=reader_password)
-            else:
+            elif system.secret not in secrets:
                 secrets[system.secret] = postgres.secret_for(STOREFRONT_DATABASE)
+        endpoints = {name: sandbox.url for name, sandbox in sandboxes.items()}
         webhook_secrets = {name: [generate_secret(source.scheme)] for name, source in config.webhooks.items()}
         for name, source in config.webhooks.items():
             secrets[source.secret] = {"secrets": webhook_secrets[name]}
@@ -101,7 +122,7 @@ class LocalStack:
 
         log_file = work_dir / "logs" / "functions.log"
         # moto copies the whole table for every TransactWriteItems call, so locally state is committed per key.
-        local_env = {ENV_STATE_COMMIT: state_commit}
+        local_env = {ENV_STATE_COMMIT: state_commit, ENV_ENDPOINTS: json.dumps(endpoints)}
         functions = {
             spec.id: LocalFunction(spec, {**resources.environment(spec), **local_env}, log_file)
             for spec in topology.functions
@@ -120,10 +141,42 @@ class LocalStack:
         }
         stack = cls(config, topology, moto, postgres, resources, functions, event_sources, work_dir, owns)
         stack.webhook_secrets = webhook_secrets
+        stack.sandboxes = sandboxes
         if topology.routes:
             routes = [Route(r.method, r.path, functions[r.function]) for r in topology.routes]
             stack.api = ApiGateway(routes).start()
+            # Each store sends its webhooks to the source declared for it, signed with that source's secret.
+            for source_name, source in config.webhooks.items():
+                sandbox = sandboxes.get(source.system or "")
+                if sandbox is not None:
+                    sandbox.subscribe(
+                        f"{stack.api.url}/webhooks/{source_name}",
+                        scheme=source.scheme,
+                        secret=webhook_secrets[source_name][0],
+                    )
         return stack
+
+    # -- sandboxes -----------------------------------------------------------------------------------
+    def seed_shopify(self, system: str, skus: Sequence[str], *, available: int = 0) -> dict[str, str]:
+        """Give store ``system`` a product per SKU, stocked at each configured location, and map each SKU's
+        inventory item in the identity map (as `syncline map set inventory_item SKU SYSTEM ID` would)."""
+        from syncline.adapters.identity_dynamodb import DynamoIdentityStore  # noqa: PLC0415
+        from syncline.systems import INVENTORY_ITEM, shopify_gid  # noqa: PLC0415
+
+        sandbox, settings = self.sandboxes[system], self.config.systems[system]
+        assert isinstance(settings, ShopifySystem)  # noqa: S101 - a sandbox exists only for a shop
+        identity = DynamoIdentityStore(
+            boto3.session.Session(region_name=LOCAL_REGION).client("dynamodb"), self.resources.table
+        )
+        items: dict[str, str] = {}
+        for sku in skus:
+            product = sandbox.add_product(f"Product {sku}", [{"sku": sku, "price": "10.00"}])
+            item = product.inventory_item_ids[0]
+            for location in settings.locations.values():
+                sandbox.stock(item, shopify_gid("Location", location), available=available)
+            identity.set(INVENTORY_ITEM, sku, system, item)
+            items[sku] = item
+        return items
 
     # -- webhooks ------------------------------------------------------------------------------------
     @property
@@ -187,6 +240,19 @@ class LocalStack:
                 outcomes.extend(source.drain(**options))
         return outcomes
 
+    def settle(self, rounds: int = 20) -> int:
+        """Deliver queued messages and the sandboxes' webhooks until nothing moves; the messages delivered.
+        Raises if it does not settle within ``rounds`` (a sync loop)."""
+        delivered = 0
+        for _ in range(rounds):
+            for sandbox in self.sandboxes.values():
+                sandbox.flush()
+            moved = sum(outcome.received for outcome in self.drain())
+            if moved == 0:
+                return delivered
+            delivered += moved
+        raise RuntimeError(f"still delivering after {rounds} rounds ({delivered} messages): a sync loop?")
+
     def dead_letters(self, queue_id: str) -> list[dict[str, Any]]:
         """Messages in a queue's DLQ, read without consuming them (visibility released at once)."""
         sqs = boto3.session.Session(region_name=LOCAL_REGION).client("sqs")
@@ -248,6 +314,9 @@ class LocalStack:
         }
 
     def down(self) -> None:
+        for sandbox in self.sandboxes.values():
+            sandbox.stop()
+        self.sandboxes.clear()
         if self.api is not None:
             self.api.stop()
             self.api = None
@@ -260,6 +329,26 @@ class LocalStack:
         if self.owns_services:
             self.moto.stop()
             self.postgres.stop()
+
+
+def _start_sandboxes(config: SynclineConfig) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """A sandbox for each SaaS system of the configuration, and the secret each one's connector will read."""
+    sandboxes: dict[str, Any] = {}
+    secrets: dict[str, dict[str, Any]] = {}
+    for name, system in config.systems.items():
+        if isinstance(system, ShopifySystem):
+            token = "shpat_" + secrets_module.token_hex(16)
+            sandboxes[name] = ShopifySandbox(shop=system.shop, access_token=token, seed=len(sandboxes)).start()
+            sandboxes[name].deliver_in_background()  # as Shopify: the API answers before the webhook leaves
+            for code, location_id in system.locations.items():
+                sandboxes[name].add_location(code, location_id)
+            secrets[system.secret] = {"access_token": token}
+        elif isinstance(system, FracttalSystem):
+            client_id, client_secret = f"syncline-{name}", secrets_module.token_urlsafe(24)
+            sandboxes[name] = FracttalSandbox(clients={client_id: client_secret}, seed=len(sandboxes)).start()
+            sandboxes[name].add_warehouse(system.warehouse_code)
+            secrets[system.secret] = {"client_id": client_id, "client_secret": client_secret}
+    return sandboxes, secrets
 
 
 def _same(value: Any) -> Any:

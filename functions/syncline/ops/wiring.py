@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_sqs import SQSClient
 
+    from syncline.systems import SystemFactory
     from syncline.twoway import TwoWaySync
 
 STATE_FILE = Path(".local") / "stack.json"
@@ -205,20 +206,47 @@ class OpsContext:
         return connection
 
     # -- two-way sync and its conflict list ---------------------------------------------------------------
-    def twoway(self, pair_name: str) -> TwoWaySync:
-        """The pair's engine, as its worker builds it (a person's decision goes through the same write path)."""
-        from syncline.adapters.twoway_dynamodb import dynamo_twoway  # noqa: PLC0415
-        from syncline.systems import record_system  # noqa: PLC0415
+    @cached_property
+    def systems(self) -> SystemFactory:
+        """Every system's adapters, as the functions build them (endpoints from SYNCLINE_ENDPOINTS or the
+        running local stack's state file)."""
+        from syncline.adapters.identity_dynamodb import DynamoIdentityStore  # noqa: PLC0415
+        from syncline.systems import ENV_ENDPOINTS, SystemFactory, parse_endpoints  # noqa: PLC0415
 
         connections: dict[str, Any] = {}
 
-        def system(name: str) -> Any:
+        def connection(name: str) -> Any:
             if name not in connections:
                 connections[name] = self.connection(name, read_only=False)
-            return record_system(self.config, name, lambda: connections[name])
+            return lambda: connections[name]
+
+        secrets: dict[str, Any] = {}
+
+        def secret(name: str) -> Any:
+            if name not in secrets:
+                value = self.client("secretsmanager").get_secret_value(SecretId=self.config.systems[name].secret)
+                secrets[name] = json.loads(value["SecretString"])
+            return secrets[name]
+
+        endpoints = parse_endpoints(os.environ.get(ENV_ENDPOINTS))
+        if not endpoints and self.target.local and STATE_FILE.exists():
+            endpoints = json.loads(STATE_FILE.read_text()).get("endpoints", {})
+        return SystemFactory(
+            self.config,
+            secret=secret,
+            connection=connection,
+            identity=DynamoIdentityStore(self.dynamodb, self.table),
+            dynamodb=self.dynamodb,
+            table=self.table,
+            endpoints=endpoints,
+        )
+
+    def twoway(self, pair_name: str) -> TwoWaySync:
+        """The pair's engine, as its worker builds it (a person's decision goes through the same write path)."""
+        from syncline.adapters.twoway_dynamodb import dynamo_twoway  # noqa: PLC0415
 
         owner = f"cli-{os.getpid()}"
-        return dynamo_twoway(self.config, pair_name, system, self.dynamodb, self.table, owner)
+        return dynamo_twoway(self.config, pair_name, self.systems.record_system, self.dynamodb, self.table, owner)
 
     def conflict_review(self) -> ConflictReview:
         from syncline.adapters.conflicts_dynamodb import DynamoConflictStore  # noqa: PLC0415

@@ -14,6 +14,7 @@ taking a ``Request`` and returning a ``Reply``. Faults are injected by tests and
 from __future__ import annotations
 
 import json
+import queue
 import random
 import re
 import secrets
@@ -196,6 +197,7 @@ class Sandbox:
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name=self.service
         )
         self._webhooks = httpx.Client(timeout=5.0)
+        self._outbox: queue.Queue[tuple[str, Any, dict[str, str]]] | None = None
 
     @property
     def url(self) -> str:
@@ -222,8 +224,38 @@ class Sandbox:
     def subscribe(self, url: str, *, topic: str = "*", scheme: str, secret: str) -> None:
         self.subscriptions.append(Subscription(url, topic, scheme, secret))
 
+    def deliver_in_background(self) -> None:
+        """Send webhooks from a background thread, in order, as the real services do: a change made through
+        the API returns before its webhook is sent (and a receiver calling back into this sandbox cannot
+        deadlock with it). ``flush()`` waits until every queued delivery was attempted."""
+        if self._outbox is not None:
+            return
+        self._outbox = queue.Queue()
+        threading.Thread(target=self._send_queued, daemon=True, name=f"{self.service}-webhooks").start()
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Wait until every queued webhook was attempted (no-op when deliveries are synchronous)."""
+        deadline = time.monotonic() + timeout
+        while self._outbox is not None and self._outbox.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def _send_queued(self) -> None:
+        assert self._outbox is not None  # noqa: S101 - started by deliver_in_background
+        while True:
+            topic, payload, headers = self._outbox.get()
+            try:
+                self._send(topic, payload, headers)
+            finally:
+                self._outbox.task_done()
+
     def deliver(self, topic: str, payload: Any, headers: Mapping[str, str] | None = None) -> None:
         """POST ``payload`` to every subscription for ``topic``, signed with the subscription's scheme."""
+        if self._outbox is not None:
+            self._outbox.put((topic, payload, dict(headers or {})))
+            return
+        self._send(topic, payload, headers)
+
+    def _send(self, topic: str, payload: Any, headers: Mapping[str, str] | None) -> None:
         body = json.dumps(payload, separators=(",", ":")).encode()
         for subscription in self.subscriptions:
             if subscription.topic not in {"*", topic}:

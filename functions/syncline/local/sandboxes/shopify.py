@@ -142,8 +142,12 @@ class ShopifySandbox(Sandbox):
             self._next_id += 1
             return self._next_id - 1
 
-    def add_location(self, name: str) -> str:
-        location = f"{GID}Location/{self._id()}"
+    def add_location(self, name: str, location_id: str | None = None) -> str:
+        """A location (``location_id``: a GID or its number, as a shop's configuration names it)."""
+        if location_id is None:
+            location = f"{GID}Location/{self._id()}"
+        else:
+            location = location_id if location_id.startswith(GID) else f"{GID}Location/{location_id}"
         with self.lock:
             self.locations[location] = {"id": location, "name": name}
         return location

@@ -9,7 +9,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 CDK := npx --yes aws-cdk@2.1148.1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install demo up test lint format typecheck unit integration e2e infra bench schemas synth bundle deploy clean
+.PHONY: help install demo up test lint format typecheck unit integration e2e infra bench chaos audit schemas synth bundle deploy clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -59,6 +59,11 @@ bench: $(INSTALLED) ## Benchmarks: figures in bench/results/, see docs/PERFORMAN
 	$(BIN)/python bench/incremental.py --changes 10000 --rate 150
 	$(BIN)/python bench/engine.py --batches 20
 	$(BIN)/python bench/webhook.py --seconds 60
+	$(BIN)/python bench/summary.py
+
+audit: $(INSTALLED) ## Vulnerability audit of the pinned runtime packages (needs PyPI's vulnerability service; beside make test, not in it)
+	$(BIN)/pip-audit --strict --progress-spinner off -r requirements.txt \
+		$(shell sed -e 's/#.*//' audit-accepted.txt | awk 'NF {print "--ignore-vuln", $$1}')
 
 infra: $(INSTALLED) ## CDK assertions, cdk-nag and cfn-lint on the synthesized stack
 	$(BIN)/pytest tests/infra

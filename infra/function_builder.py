@@ -185,6 +185,19 @@ class FunctionBuilder:
                     "sqs:ReceiveMessage",
                     "sqs:ChangeMessageVisibility",
                 )
+        if spec.sends_email_as:
+            # SES authorises a send against the verified identity: the address, or its domain.
+            stack = Stack.of(function)
+            domain = spec.sends_email_as.rpartition("@")[2]
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["ses:SendEmail"],
+                    resources=[
+                        stack.format_arn(service="ses", resource="identity", resource_name=name)
+                        for name in (spec.sends_email_as, domain)
+                    ],
+                )
+            )
         for system in spec.secrets:
             # grant_read knows the ARN forms: a secret imported by name is matched with the "-??????"
             # suffix Secrets Manager appends. It grants GetSecretValue and DescribeSecret, nothing else.

@@ -102,6 +102,10 @@ class SynclineStack(Stack):
             queues=self.queues,
             functions=self.functions,
             pairs=[pair.name for pair in config.pairs],
+            monitoring=config.monitoring,
+            queue_pairs={spec.id: spec.pairs for spec in topology.queues},
+            two_way_pairs=[pair.name for pair in config.pairs if pair.direction == "two_way"],
+            webhooks=bool(topology.routes),
         )
         self.webhook_api = (
             WebhookApi(

@@ -1,9 +1,10 @@
 """Scheduled monitor: the ``syncline status`` health report as EMF metrics, stored as ``HEALTH#latest``.
 
 The report is ``syncline.ops.health``'s; the figures come from the same gathering the CLI uses
-(queue attributes, DLQs read without consuming, the poller's checkpoints). It skips the state-table
-scan behind "last sync" (too costly every five minutes on a large table), so lag is measured from
-the newest change the poller detected while work waits.
+(queue attributes, DLQs read without consuming, the poller's checkpoints, the conflict review list
+by status) and the limits from ``[monitoring]`` (defaults and per pair), as ``syncline status`` uses
+them. It skips the state-table scan behind "last sync" (too costly every five minutes on a large
+table), so lag is measured from the newest change the poller detected while work waits.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from handlers.dependencies import dependencies
 from handlers.observability import logger, metrics
 from handlers.tracing import tracer
-from syncline.ops.health import HealthReport, assess
+from syncline.ops.health import HealthReport, assess, conflict_figures, pair_thresholds
 from syncline.ops.wiring import OpsContext, Target, health_figures
 
 LEVELS = {"healthy": 0, "degraded": 1, "unhealthy": 2}
@@ -32,7 +33,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     deps = dependencies()
     ops = OpsContext(Target("this account"), deps.settings.config_path)
     pairs, queues = health_figures(ops, scan_state=False)
-    report = assess(pairs, queues, now=datetime.now(UTC))
+    defaults, per_pair = pair_thresholds(ops.config.monitoring, [pair.pair for pair in pairs])
+    conflicts = conflict_figures(ops.conflict_review().store)
+    report = assess(pairs, queues, now=datetime.now(UTC), thresholds=defaults, per_pair=per_pair, conflicts=conflicts)
     _publish(report)
     document = report.as_dict()
     ops.dynamodb.put_item(
@@ -60,8 +63,14 @@ def _publish(report: HealthReport) -> None:
     for queue in report.queues:
         for name, field in per_queue.items():
             _single(name, queue[field] or 0, "queue", queue["queue"])
+    per_pair = {
+        "LagSeconds": "lag_seconds",
+        "ConflictsPending": "conflicts_pending",
+        "ConflictsEscalated": "conflicts_escalated",
+    }
     for pair in report.pairs:
-        _single("LagSeconds", pair["lag_seconds"], "pair", pair["pair"])
+        for name, field in per_pair.items():
+            _single(name, pair[field], "pair", pair["pair"])
 
 
 def _single(name: str, value: float, dimension: str, dimension_value: str) -> None:

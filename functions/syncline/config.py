@@ -314,6 +314,16 @@ class SynclineConfig(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _monitoring_names_known_pairs(self) -> SynclineConfig:
+        unknown = self.monitoring.unknown_pairs(pair.name for pair in self.pairs)
+        if unknown:
+            raise ValueError(
+                f"[monitoring.pairs.{unknown[0]}]: no sync pair of that name; declared: "
+                f"{', '.join(pair.name for pair in self.pairs)}"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _network_names_known_systems(self) -> SynclineConfig:
         for system in self.network.systems if self.network else []:
             if system not in self.systems:

@@ -32,7 +32,7 @@ def parse_stamp(audit_date: int, audit_time: int, tz: tzinfo = UTC) -> datetime:
         year, rest = divmod(date_value, 10_000)
         month, day = divmod(rest, 100)
         return datetime(year, month, day, hours, minutes, seconds, centis * 10_000, tzinfo=tz)
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:  # OverflowError: a year beyond C's int
         raise StampError(f"AUDTDATE {date_value} / AUDTTIME {time_value} is not a valid stamp: {exc}") from None
 
 

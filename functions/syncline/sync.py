@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, tzinfo
-from typing import Any, Protocol
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import ValidationError
 
@@ -31,7 +31,12 @@ from syncline.models import (
 )
 from syncline.ports import DeadLetterSink, InventoryTarget, KnownState, StateStore, StateWriter
 
+if TYPE_CHECKING:
+    from syncline.business_alerts import StockAlerts
+
 ENTITY = "inventory_level"
+# A stamp further ahead than this is a wrong clock: synced, it would outrank every later real change.
+FUTURE_TOLERANCE = timedelta(minutes=5)
 
 
 class InventorySource(Protocol):
@@ -54,7 +59,7 @@ def decode_message(message_id: str, body: str, entity: str = ENTITY) -> InboundM
     """Notices of one queue message: an EventBridge ``ChangeNotices`` event, or a dead letter being redriven."""
     try:
         document = json.loads(body)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # JSONDecodeError, an int of over 4,300 digits, deep nesting
         raise MalformedMessage("body is not JSON") from None
     if not isinstance(document, dict):
         raise MalformedMessage("body is not a JSON object")
@@ -104,6 +109,7 @@ class BatchResult:
     dead_letters: list[DeadLetter | UnparsableMessage] = field(default_factory=list)
     failed_messages: set[str] = field(default_factory=set)
     failure: str | None = None
+    alert_failure: str | None = None  # stock alerts that could not go out (the sync itself committed)
 
 
 @dataclass(frozen=True)
@@ -124,8 +130,10 @@ def sync_inventory_batch(
     target: InventoryTarget,
     dead_letters: DeadLetterSink,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    stock_alerts: StockAlerts | None = None,
 ) -> BatchResult:
-    """Sync every notice of ``records`` ((message id, body) pairs) from the ERP into ``target``."""
+    """Sync every notice of ``records`` ((message id, body) pairs) from the ERP into ``target``; the levels
+    written go through ``stock_alerts`` (business alerts on crossing a reorder point or running out)."""
     messages: list[InboundMessage] = []
     letters: list[tuple[DeadLetter | UnparsableMessage, str]] = []
     for message_id, body in records:
@@ -144,7 +152,7 @@ def sync_inventory_batch(
     all_ids = {m.message_id for m in messages}
     wanted = _wanted(messages)
     if wanted:
-        _sync_wanted(wanted, result, letters, all_ids, pair, source, state, target, clock)
+        _sync_wanted(wanted, result, letters, all_ids, pair, source, state, target, clock, stock_alerts)
     if letters:
         try:
             dead_letters.send([letter for letter, _ in letters])
@@ -165,7 +173,9 @@ def _sync_wanted(
     state: StateStore,
     target: InventoryTarget,
     clock: Callable[[], datetime],
+    stock_alerts: StockAlerts | None = None,
 ) -> None:
+    _park_unreadable(wanted, letters, pair, clock)
     try:
         rows = source.fetch_items({item for item, _ in wanted})
     except Exception as exc:
@@ -185,7 +195,7 @@ def _sync_wanted(
             continue
         notice, message_id = requests[0]
         try:
-            level = to_inventory_level(row, pair.locations, pair.tz)
+            level = _map_row(row, pair, clock)
         except (MappingError, ValueError) as exc:
             letters.append((_letter(notice, pair, str(exc), "map", row_context(row), clock), message_id))
             continue
@@ -220,6 +230,38 @@ def _sync_wanted(
             result.synced.extend(
                 SyncedRecord(level.key, notice.trace_id, notice.observed_at, committed_at) for level, notice in written
             )
+            _stock_alerts(stock_alerts, [level for level, _ in written], result)
+
+
+def _stock_alerts(alerts: StockAlerts | None, levels: list[InventoryLevel], result: BatchResult) -> None:
+    """Business alerts on the levels written. The sync has committed, and a redelivery would skip these records
+    as unchanged, so a failure is reported on the result (the handler logs it), never raised."""
+    if alerts is None or not levels:
+        return
+    try:
+        alerts.observe(levels)
+    except Exception as exc:
+        result.alert_failure = f"stock alerts: {exc}"[:300]
+
+
+def _map_row(row: Mapping[str, Any], pair: PairContext, clock: Callable[[], datetime]) -> InventoryLevel:
+    level = to_inventory_level(row, pair.locations, pair.tz)
+    if level.source_updated_at > clock() + FUTURE_TOLERANCE:
+        raise MappingError(f"audit stamp {level.source_updated_at.isoformat()} is in the future")
+    return level
+
+
+def _park_unreadable(
+    wanted: dict[tuple[str, str], list[tuple[ChangeNotice, str]]],
+    letters: list[tuple[DeadLetter | UnparsableMessage, str]],
+    pair: PairContext,
+    clock: Callable[[], datetime],
+) -> None:
+    """Dead-letter the notices whose item no ERP query can take (a NUL): left in, they fail the batch's one query."""
+    for erp_key in [key for key in wanted if "\x00" in key[0]]:
+        for notice, message_id in wanted.pop(erp_key):
+            reason = "item number contains a NUL character; no ERP query can look it up"
+            letters.append((_letter(notice, pair, reason, "fetch", None, clock), message_id))
 
 
 def write_levels(

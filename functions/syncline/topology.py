@@ -16,6 +16,7 @@ NOTICE_SOURCE_PREFIX = "syncline."
 NOTICE_DETAIL_TYPE = "ChangeNotices"
 MONITOR_RATE_SECONDS = 300  # the health report and its metrics, every five minutes
 RECONCILE_RATE_SECONDS = 6 * 3600  # a full read of every pair: often enough to measure, never a burden on the ERP
+DIGEST_RATE_SECONDS = 24 * 3600  # the daily digest e-mail
 WEBHOOK_ROUTE = "/webhooks/{source}"
 
 
@@ -72,12 +73,14 @@ class FunctionSpec(_Spec):
         False, description="reads every work queue's depth and peeks every DLQ without consuming (the monitor)"
     )
     escalates: bool = Field(False, description="publishes to the escalation topic (the conflict sweeper)")
+    sends_email_as: str | None = Field(None, description="SES identity (address) it sends e-mail from (the digest)")
 
 
 class QueueSpec(_Spec):
     id: str
     name: str
     consumer: str = Field(description="FunctionSpec.id that consumes it")
+    pairs: tuple[str, ...] = Field((), description="the sync pairs whose work it carries")
     batch_size: int = 10
     max_batching_window_seconds: int = 1
     max_receive_count: int = 5
@@ -208,6 +211,7 @@ def build_topology(config: SynclineConfig) -> Topology:
             id=f"sync_{target}{suffix}",
             name=f"{app}-sync-{target}{suffix.replace('_', '-')}",
             consumer=f"sync_{target}{suffix}",
+            pairs=tuple(p.name for p in pairs),
         )
         functions.append(
             FunctionSpec(
@@ -236,7 +240,9 @@ def build_topology(config: SynclineConfig) -> Topology:
         )
     for pair in two_way:
         ident = pair.name.replace("-", "_")
-        queue = QueueSpec(id=f"twoway_{ident}", name=f"{app}-twoway-{pair.name}", consumer=f"twoway_{ident}")
+        queue = QueueSpec(
+            id=f"twoway_{ident}", name=f"{app}-twoway-{pair.name}", consumer=f"twoway_{ident}", pairs=(pair.name,)
+        )
         functions.append(
             FunctionSpec(
                 id=queue.consumer,
@@ -320,6 +326,17 @@ def build_topology(config: SynclineConfig) -> Topology:
         secrets=tuple(sorted({system for p in config.pairs for system in (p.source, p.target)})),
     )
     functions.append(reconciler)
+    digest = FunctionSpec(
+        id="digest",
+        handler="handlers.digest.handler",
+        timeout_seconds=300,
+        reserved_concurrency=1,
+        description="Daily digest (syncs, failures, conflicts, consistency) -> e-mail through SES",
+        table_access="read",
+        inspects_queues=True,
+        sends_email_as=config.monitoring.digest.sender,
+    )
+    functions.append(digest)
     return Topology(
         app=app,
         table=TableSpec(name=f"{app}-state"),
@@ -331,6 +348,7 @@ def build_topology(config: SynclineConfig) -> Topology:
             ScheduleSpec(id="poll_erp", rate_seconds=config.poller.rate_seconds, function=poller.id),
             ScheduleSpec(id="monitor", rate_seconds=MONITOR_RATE_SECONDS, function=monitor.id),
             ScheduleSpec(id="reconcile", rate_seconds=RECONCILE_RATE_SECONDS, function=reconciler.id),
+            ScheduleSpec(id="digest", rate_seconds=DIGEST_RATE_SECONDS, function=digest.id),
             *schedules,
         ),
         routes=tuple(routes),

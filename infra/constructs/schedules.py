@@ -13,6 +13,8 @@ from constructs import Construct
 from infra.constructs import pascal
 from syncline.topology import ScheduleSpec
 
+MAX_EVENT_AGE_SECONDS = 6 * 3600  # Lambda's limit for an asynchronous event's age (a daily schedule's ticks)
+
 
 class Schedules(Construct):
     """One rate rule per schedule, on the default bus, invoking its function asynchronously."""
@@ -41,7 +43,7 @@ class Schedules(Construct):
             # failed tick, or running one that waited a whole period behind a slow run (the poller has
             # reserved concurrency 1), would only pile load on the source system.
             function.configure_async_invoke(
-                retry_attempts=0, max_event_age=Duration.seconds(max(60, spec.rate_seconds))
+                retry_attempts=0, max_event_age=Duration.seconds(min(max(60, spec.rate_seconds), MAX_EVENT_AGE_SECONDS))
             )
 
 

@@ -9,9 +9,22 @@ import pytest
 from aws_cdk import App, Stack, assertions
 from aws_cdk import aws_lambda as lambda_
 
-from infra.constructs.monitoring import Monitoring
+from infra.constructs.monitoring import WEBHOOK_REFUSED, Monitoring
 from infra.constructs.sync_queue import SyncQueue
+from syncline.monitoring_config import MonitoringConfig
 from syncline.topology import QueueSpec
+
+PAIR = "erp-storefront-inventory"
+# Defaults loose, the pair strict: every alarm on the pair's queue must take the pair's limits.
+LIMITS = MonitoringConfig.model_validate(
+    {
+        "max_lag_seconds": 900,
+        "max_backlog": 9000,
+        "max_dlq": 50,
+        "max_pending_conflicts": 40,
+        "pairs": {PAIR: {"max_lag_seconds": 240, "max_backlog": 800, "max_dlq": 2, "max_pending_conflicts": 3}},
+    }
+)
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +45,11 @@ def template() -> assertions.Template:
         app="syncline",
         queues={"sync_storefront": queue},
         functions={"sync_storefront": worker},
-        pairs=["erp-storefront-inventory"],
-        max_lag_seconds=240,
+        pairs=[PAIR, "stores-products"],
+        monitoring=LIMITS,
+        queue_pairs={"sync_storefront": [PAIR]},
+        two_way_pairs=["stores-products"],
+        webhooks=True,
     )
     return assertions.Template.from_stack(stack)
 
@@ -61,15 +77,70 @@ def test_lag_on_the_work_queue_is_unhealthy_after_three_minutes_over_the_limit(t
     assert lag["TreatMissingData"] == "notBreaching"
 
 
-def test_a_message_in_the_dlq_is_degraded_and_names_the_runbook(template: assertions.Template) -> None:
-    dlq = _alarm(template, "ApproximateNumberOfMessagesVisible", "AWS/SQS")
-    assert dlq["Threshold"] == 0
+def _queue_alarm(template: assertions.Template, queue_name: str) -> dict[str, Any]:
+    """The one ApproximateNumberOfMessagesVisible alarm on the queue named ``queue_name``."""
+    (queue_id,) = template.find_resources("AWS::SQS::Queue", {"Properties": {"QueueName": queue_name}})
+    found = template.find_resources(
+        "AWS::CloudWatch::Alarm",
+        {
+            "Properties": {
+                "MetricName": "ApproximateNumberOfMessagesVisible",
+                "Dimensions": [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}}],
+            }
+        },
+    )
+    assert len(found) == 1, f"one depth alarm on {queue_name}, found {len(found)}"
+    properties: dict[str, Any] = next(iter(found.values()))["Properties"]
+    return properties
+
+
+def test_dlq_messages_over_the_pairs_limit_are_degraded_and_name_the_runbook(template: assertions.Template) -> None:
+    dlq = _queue_alarm(template, "syncline-sync-storefront-dlq")
+    assert dlq["Threshold"] == 2  # the pair's max_dlq, not the default 50
     assert dlq["AlarmActions"] == dlq["OKActions"] == [_topic_ref(template, "degraded")]
     assert "syncline dlq list" in dlq["AlarmDescription"]
-    queue_ids = template.find_resources(
-        "AWS::SQS::Queue", {"Properties": {"QueueName": "syncline-sync-storefront-dlq"}}
+
+
+def test_a_backlog_over_the_pairs_limit_for_fifteen_minutes_is_degraded(template: assertions.Template) -> None:
+    backlog = _queue_alarm(template, "syncline-sync-storefront")
+    assert (backlog["Threshold"], backlog["Period"], backlog["EvaluationPeriods"], backlog["Statistic"]) == (
+        800,
+        300,
+        3,
+        "Minimum",
     )
-    assert dlq["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [next(iter(queue_ids)), "QueueName"]}}]
+    assert backlog["ComparisonOperator"] == "GreaterThanThreshold"
+    assert backlog["AlarmActions"] == [_topic_ref(template, "degraded")]
+
+
+def _math_alarm(template: assertions.Template, label: str) -> dict[str, Any]:
+    for alarm in template.find_resources("AWS::CloudWatch::Alarm").values():
+        if any(m.get("Label") == label for m in alarm["Properties"].get("Metrics", [])):
+            properties: dict[str, Any] = alarm["Properties"]
+            return properties
+    raise AssertionError(f"no metric-math alarm labelled {label!r}")
+
+
+def test_conflicts_waiting_over_each_pairs_limit_are_degraded(template: assertions.Template) -> None:
+    for pair, limit in ((PAIR, 3), ("stores-products", 40)):  # the override, and the default
+        alarm = _math_alarm(template, f"{pair} conflicts waiting")
+        assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (limit, "GreaterThanThreshold")
+        assert alarm["AlarmActions"] == [_topic_ref(template, "degraded")]
+        assert f"syncline conflicts list --pair {pair}" in alarm["AlarmDescription"]
+        expression = next(m for m in alarm["Metrics"] if "Expression" in m)
+        assert expression["Expression"] == "pending + escalated"
+        inputs = {m["Id"]: m["MetricStat"] for m in alarm["Metrics"] if "MetricStat" in m}
+        assert {stat["Metric"]["MetricName"] for stat in inputs.values()} == {"ConflictsPending", "ConflictsEscalated"}
+        for stat in inputs.values():
+            assert {"Name": "pair", "Value": pair} in stat["Metric"]["Dimensions"]
+            assert (stat["Metric"]["Namespace"], stat["Stat"], stat["Period"]) == ("Syncline", "Maximum", 300)
+
+
+def test_the_webhook_function_answering_500_is_degraded(template: assertions.Template) -> None:
+    alarm = _alarm(template, "WebhookRefused500", "Syncline")
+    assert (alarm["Threshold"], alarm["Statistic"]) == (0, "Sum")
+    assert alarm["AlarmActions"] == [_topic_ref(template, "degraded")]
+    assert "signing secret" in alarm["AlarmDescription"]
 
 
 def test_function_errors_and_throttles_are_degraded(template: assertions.Template) -> None:
@@ -128,28 +199,102 @@ def test_the_dashboard_shows_latency_throughput_errors_lag_dlq_and_lambda_health
     assert "p99" in body and "p50" in body
 
 
+def _widgets(template: assertions.Template) -> list[dict[str, Any]]:
+    """The dashboard body's widgets (CDK writes the body as Fn::Join of strings and tokens)."""
+    (dashboard,) = template.find_resources("AWS::CloudWatch::Dashboard").values()
+    parts = dashboard["Properties"]["DashboardBody"]["Fn::Join"][1]
+    text = "".join(part if isinstance(part, str) else "TOKEN" for part in parts)  # tokens sit inside quotes
+    widgets: list[dict[str, Any]] = json.loads(text)["widgets"]
+    return widgets
+
+
+def _widget(template: assertions.Template, title_start: str) -> dict[str, Any]:
+    found = [w for w in _widgets(template) if w["properties"].get("title", "").startswith(title_start)]
+    assert len(found) == 1, f"one widget titled {title_start!r}..., found {len(found)}"
+    return found[0]["properties"]
+
+
+def _metric_lines(widget: dict[str, Any]) -> list[list[Any]]:
+    return [line for line in widget["metrics"] if isinstance(line, list)]
+
+
+def _metrics(widget: dict[str, Any]) -> set[tuple[str, str, frozenset[tuple[str, str]]]]:
+    """(namespace, name, dimensions) of each graphed metric (CloudWatch's array: ns, name, dim, value, ..., {opts})."""
+    found = set()
+    for line in _metric_lines(widget):
+        names = line[2:-1] if isinstance(line[-1], dict) else line[2:]
+        found.add((line[0], line[1], frozenset(zip(names[::2], names[1::2], strict=True))))
+    return found
+
+
+def test_the_dashboard_counts_webhooks_accepted_duplicate_ignored_and_refused(template: assertions.Template) -> None:
+    outcomes = _widget(template, "Webhooks: accepted, duplicate, ignored")
+    assert _metrics(outcomes) == {
+        ("Syncline", name, frozenset({("service", "syncline")}))
+        for name in ("WebhookAccepted", "WebhookDuplicate", "WebhookIgnored")
+    }
+    refused = _widget(template, "Webhooks refused, by HTTP status")
+    assert {line[1] for line in _metric_lines(refused)} == {f"WebhookRefused{status}" for status in WEBHOOK_REFUSED}
+    assert {"WebhookRefused401", "WebhookRefused409", "WebhookRefused503"} <= {
+        line[1] for line in _metric_lines(refused)
+    }
+    assert all(line[-1].get("stat") == "Sum" for line in _metric_lines(refused))
+
+
+def test_the_dashboard_shows_conflicts_waiting_per_pair_with_the_limit(template: assertions.Template) -> None:
+    conflicts = _widget(template, "Conflicts waiting for a person per pair")
+    lines = _metric_lines(conflicts)
+    assert _metrics(conflicts) == {
+        ("Syncline", name, frozenset({("service", "syncline"), ("pair", pair)}))
+        for name in ("ConflictsPending", "ConflictsEscalated")
+        for pair in (PAIR, "stores-products")
+    }
+    escalated = [line for line in lines if line[1] == "ConflictsEscalated"]
+    assert escalated and all(line[-1].get("yAxis") == "right" for line in escalated)
+    assert conflicts["annotations"]["horizontal"][0]["value"] == 40
+
+
+def test_the_dashboard_shows_two_way_writes_echoes_and_conflicts_per_pair(template: assertions.Template) -> None:
+    two_way = _widget(template, "Two-way stores-products")
+    assert _metrics(two_way) == {
+        ("Syncline", name, frozenset({("service", "syncline"), ("Pair", "stores-products")}))
+        for name in ("Writes", "Echoes", "Conflicts")
+    }
+    assert all(line[-1].get("stat") == "Sum" for line in _metric_lines(two_way))
+
+
 def test_the_app_alarms_on_every_queue_and_function_of_the_topology(synthesized: Any) -> None:
     """Composed into the stack: a lag and a DLQ alarm per work queue, errors and throttles per function."""
     alarms = synthesized.of_type("AWS::CloudWatch::Alarm").values()
     per_metric: dict[str, int] = {}
     for alarm in alarms:
-        per_metric[alarm["Properties"]["MetricName"]] = per_metric.get(alarm["Properties"]["MetricName"], 0) + 1
+        properties = alarm["Properties"]
+        # A metric-math alarm (conflicts waiting) is counted by the metrics it combines.
+        names = properties.get("MetricName") or "+".join(
+            sorted(m["MetricStat"]["Metric"]["MetricName"] for m in properties["Metrics"] if "MetricStat" in m)
+        )
+        per_metric[names] = per_metric.get(names, 0) + 1
     queues, functions = len(synthesized.topology.queues), len(synthesized.topology.functions)
-    assert per_metric == {
+    pairs = len(synthesized.config.pairs)
+    expected = {
         "ApproximateAgeOfOldestMessage": queues,
-        "ApproximateNumberOfMessagesVisible": queues,
+        "ApproximateNumberOfMessagesVisible": 2 * queues,  # the DLQ's depth and the queue's backlog
         "Errors": functions,
         "Throttles": functions,
         "HealthLevel": 1,
-        "ConsistencyRatio": len(synthesized.config.pairs),
+        "ConsistencyRatio": pairs,
+        "ConflictsEscalated+ConflictsPending": pairs,
     }
+    assert {name: per_metric.get(name, 0) for name in expected} == expected
+    # The webhook alarm appears once the stack tells the construct it has a webhook API.
+    assert set(per_metric) - set(expected) <= {"WebhookRefused500"}
 
 
 def test_each_pair_alarms_below_the_consistency_promise(synthesized: Any) -> None:
     (ratio,) = [
         a["Properties"]
         for a in synthesized.of_type("AWS::CloudWatch::Alarm").values()
-        if a["Properties"]["MetricName"] == "ConsistencyRatio"
+        if a["Properties"].get("MetricName") == "ConsistencyRatio"
     ]
     assert (ratio["Threshold"], ratio["ComparisonOperator"], ratio["Statistic"]) == (
         0.9995,

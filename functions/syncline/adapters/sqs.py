@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -12,6 +13,8 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 SEND_BATCH_LIMIT = 10
+# What SQS accepts in a message attribute (the body is JSON, where such characters are escaped).
+_NOT_SQS_TEXT = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 class SqsDeadLetterSink:
@@ -47,6 +50,7 @@ def _entry(entry_id: str, letter: DeadLetter | UnparsableMessage) -> Any:
         "Id": entry_id,
         "MessageBody": letter.model_dump_json(),
         "MessageAttributes": {
-            f"syncline-{name}": {"DataType": "String", "StringValue": value} for name, value in attributes.items()
+            f"syncline-{name}": {"DataType": "String", "StringValue": _NOT_SQS_TEXT.sub("\ufffd", value)}
+            for name, value in attributes.items()
         },
     }

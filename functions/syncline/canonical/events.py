@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Final, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -19,7 +20,7 @@ from syncline.canonical.entities import (
     Product,
     Shipment,
 )
-from syncline.models import InventoryLevel
+from syncline.models import InventoryLevel, inventory_key
 
 SCHEMA_VERSION: Final = "1"
 DataT = TypeVar("DataT", bound=BaseModel)
@@ -55,6 +56,36 @@ class StockUpdated(CanonicalEvent[InventoryLevel]):
 
 class StockAdjusted(CanonicalEvent[InventoryAdjustment]):
     event_type: Literal["StockAdjusted"] = "StockAdjusted"
+
+
+StockBand = Literal["out", "low", "ok"]
+CrossingKind = Literal["below_reorder_point", "out_of_stock", "back_in_stock"]
+
+
+class StockCrossing(BaseModel):
+    """A level that moved into another band (``syncline.business_alerts``): what the alert says."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: CrossingKind
+    pair: str
+    sku: str
+    location: str
+    previous_band: StockBand
+    band: StockBand
+    available: Decimal
+    previous_available: Decimal | None = None
+    reorder_point: Decimal | None
+    source_version: int
+    changed_at: datetime
+
+    @property
+    def key(self) -> str:
+        return inventory_key(self.sku, self.location)
+
+
+class StockLevelCrossed(CanonicalEvent[StockCrossing]):
+    event_type: Literal["StockLevelCrossed"] = "StockLevelCrossed"
 
 
 class PriceChanged(CanonicalEvent[Price]):
@@ -98,6 +129,7 @@ EVENT_TYPES: dict[str, type[CanonicalEvent[BaseModel]]] = {
     for cls in (
         StockUpdated,
         StockAdjusted,
+        StockLevelCrossed,
         PriceChanged,
         ProductUpdated,
         OrderReceived,

@@ -641,7 +641,10 @@ class WebhookTranslator:
 
     def notices(self, payload: bytes | str | Sequence[Mapping[str, Any]]) -> list[ChangeNotice]:
         """The notices of one delivery (raw body or parsed array). The latest event per record decides."""
-        events = json.loads(payload) if isinstance(payload, bytes | str) else payload
+        try:
+            events = json.loads(payload) if isinstance(payload, bytes | str) else payload
+        except RecursionError:
+            raise ValueError("a HubSpot webhook body nests too deeply") from None
         if not isinstance(events, list):
             raise ValueError("a HubSpot webhook body is a JSON array of events")
         now = self.clock()
@@ -653,7 +656,11 @@ class WebhookTranslator:
             if self.is_echo(event):
                 self.stats["echo"] += 1
                 continue
-            found = list(self._notices_of(event, now))
+            try:
+                found = list(self._notices_of(event, now))
+            except ValueError:  # a mistyped id or list: this event is set aside, the others still count
+                self.stats["malformed"] += 1
+                continue
             self.stats["ignored" if not found else "accepted"] += 1
             for occurred, notice in found:
                 slot = (notice.entity, notice.key)
@@ -667,12 +674,13 @@ class WebhookTranslator:
         entity = OBJECT_TYPE_IDS.get(str(event.get("objectTypeId", ""))) if prefix == "object" else prefix
         if entity not in OBJECT_TYPES:
             return
-        occurred = event.get("occurredAt")
-        occurred_ms = int(occurred) if isinstance(occurred, int | float) else 0
-        triggered = datetime.fromtimestamp(occurred_ms / 1000, UTC) if occurred_ms else None
+        triggered = _from_millis(event.get("occurredAt"))
+        occurred_ms = round(triggered.timestamp() * 1000) if triggered is not None else 0
         delivery = f"{event.get('eventId')}-{occurred_ms}" if event.get("eventId") is not None else None
 
         def notice(key: Any, operation: Literal["upsert", "delete"]) -> tuple[int, ChangeNotice]:
+            if not isinstance(key, str | int) or isinstance(key, bool):
+                raise ValueError(f"{entity} id {key!r:.40} is not a string or an integer")
             return occurred_ms, ChangeNotice(
                 source_system=self.source_system,
                 entity=entity,
@@ -684,9 +692,12 @@ class WebhookTranslator:
             )
 
         if action == "merge":
+            merged_ids = event.get("mergedObjectIds") or []
+            if not isinstance(merged_ids, list):
+                raise ValueError("mergedObjectIds is not a list")
             if event.get("primaryObjectId") is not None:
                 yield notice(event["primaryObjectId"], "upsert")
-            for merged in event.get("mergedObjectIds") or []:
+            for merged in merged_ids:
                 yield notice(merged, "delete")
             return
         if event.get("objectId") is None:
@@ -695,3 +706,13 @@ class WebhookTranslator:
             yield notice(event["objectId"], "delete")
         elif action in _UPSERT_EVENTS:
             yield notice(event["objectId"], "upsert")
+
+
+def _from_millis(value: Any) -> datetime | None:
+    """An epoch-milliseconds time, or None when it is missing, not a finite number or out of range."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    try:
+        return datetime.fromtimestamp(int(value) / 1000, UTC) if value else None
+    except (OverflowError, OSError, ValueError):
+        return None

@@ -27,7 +27,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 import psycopg
 from psycopg.types.json import Jsonb
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from syncline.canonical.entities import ORDER_STATUS_RANK, Contact, Order, OrderStatus, Shipment
 from syncline.models import ChangeNotice
@@ -557,11 +557,22 @@ class OutboxEntry:
 
 
 @dataclass(frozen=True)
+class RejectedRow:
+    """An outbox row no notice can carry (an empty key, a key over 512 characters): set aside, not published."""
+
+    id: int
+    entity: str
+    key: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Claim:
     """Outbox rows claimed by one reader (``token``) until its lease ends."""
 
     token: str
     entries: list[OutboxEntry]
+    rejected: list[RejectedRow] = field(default_factory=list)
 
     @property
     def notices(self) -> list[ChangeNotice]:
@@ -573,6 +584,7 @@ class DrainResult:
     published: int = 0
     echoes: int = 0
     batches: int = 0
+    rejected: int = 0
 
 
 class OmsOutbox:
@@ -601,8 +613,14 @@ class OmsOutbox:
             )
             .fetchall()
         )
-        entries = [self._entry(*row) for row in sorted(rows)]
-        return Claim(token, entries)
+        entries: list[OutboxEntry] = []
+        rejected: list[RejectedRow] = []
+        for row in sorted(rows):
+            try:
+                entries.append(self._entry(*row))
+            except ValidationError as exc:
+                rejected.append(RejectedRow(row[0], str(row[2]), str(row[3])[:600], exc.errors()[0]["msg"]))
+        return Claim(token, entries, rejected)
 
     def _entry(
         self,
@@ -627,10 +645,11 @@ class OmsOutbox:
 
     def acknowledge(self, claim: Claim) -> int:
         """Delete the claimed rows after publishing; a row whose lease passed to another reader stays theirs."""
-        if not claim.entries:
+        if not claim.entries and not claim.rejected:
             return 0
+        ids = [e.id for e in claim.entries] + [r.id for r in claim.rejected]
         deleted = self._connection().execute(
-            "DELETE FROM outbox WHERE id = ANY(%s) AND claimed_by = %s", [[e.id for e in claim.entries], claim.token]
+            "DELETE FROM outbox WHERE id = ANY(%s) AND claimed_by = %s", [ids, claim.token]
         )
         return deleted.rowcount
 
@@ -649,27 +668,31 @@ class OmsOutbox:
         batch_size: int = 100,
         max_batches: int | None = None,
         lease_seconds: float = 60.0,
+        reject: Callable[[list[RejectedRow]], None] | None = None,
     ) -> DrainResult:
         """Claim, publish (echoes dropped), acknowledge, until the outbox is empty or ``max_batches``.
 
         If ``publish`` raises, the batch is released and the error propagates: nothing is lost.
         """
-        published = echoes = batches = 0
+        published = echoes = batches = rejected = 0
         while max_batches is None or batches < max_batches:
             claim = self.claim(batch_size, lease_seconds=lease_seconds)
-            if not claim.entries:
+            if not claim.entries and not claim.rejected:
                 break
             batches += 1
             try:
                 if claim.notices:
                     publish(claim.notices)
+                if claim.rejected and reject is not None:  # e.g. to the DLQ, so nothing is dropped unseen
+                    reject(claim.rejected)
             except BaseException:
                 self.release(claim)
                 raise
             self.acknowledge(claim)
             published += len(claim.notices)
             echoes += len(claim.entries) - len(claim.notices)
-        return DrainResult(published, echoes, batches)
+            rejected += len(claim.rejected)
+        return DrainResult(published, echoes, batches, rejected)
 
     def pending(self) -> int:
         row = self._connection().execute("SELECT count(*) FROM outbox").fetchone()

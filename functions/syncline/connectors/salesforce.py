@@ -424,6 +424,15 @@ def parse_change_event(message: Mapping[str, Any], *, client: str = "syncline") 
     Raises ``ValueError`` on a message without a ``ChangeEventHeader``. Pub/Sub API bitmaps in
     ``changedFields`` (``0x...``) are kept as they come: only the Avro schema can name them.
     """
+    if not isinstance(message, Mapping):
+        raise ValueError("not a Change Data Capture event: no ChangeEventHeader")
+    try:
+        return _parse_change_event(message, client)
+    except (TypeError, AttributeError, OverflowError, OSError) as exc:  # a header field of the wrong type or range
+        raise ValueError(f"malformed ChangeEventHeader: {type(exc).__name__}: {exc}") from None
+
+
+def _parse_change_event(message: Mapping[str, Any], client: str) -> ChangeEvent:
     data = message.get("data") if isinstance(message.get("data"), Mapping) else None
     payload = data.get("payload") if data is not None else message.get("payload", message)
     if not isinstance(payload, Mapping) or not isinstance(payload.get("ChangeEventHeader"), Mapping):

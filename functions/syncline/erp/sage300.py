@@ -23,6 +23,8 @@ MAX_IN_LIST = 1000
 _SCALE = Decimal("0.0001")
 _ZERO = Decimal(0)
 _TIME_SCALE = 10**8
+# Sage 300 and the storefront hold quantities as decimal(19, 4): below 10^15.
+_MAX_QUANTITY = Decimal(10) ** 15
 
 
 class Cursor(Protocol):
@@ -237,22 +239,22 @@ def inventory_row(record: Mapping[str, Any], locations: Mapping[str, str], tz: t
         _quantity(record, "QTYCOMMIT"),
         _quantity(record, "QTYONORDER"),
     )
-    row_date, row_time = int(record["AUDTDATE"]), int(record["AUDTTIME"])
-    item_date, item_time = int(record["ITEM_AUDTDATE"]), int(record["ITEM_AUDTTIME"])
+    row_date, row_time = _stamp_part(record, "AUDTDATE"), _stamp_part(record, "AUDTTIME")
+    item_date, item_time = _stamp_part(record, "ITEM_AUDTDATE"), _stamp_part(record, "ITEM_AUDTTIME")
     try:
         row_moment = _moment(row_date, row_time, tz)
         item_moment = _moment(item_date, item_time, tz)
     except StampError as exc:
         raise MappingError(f"unparsable audit stamp: {exc}") from None
     return (
-        record["ITEMNO"],
+        _text(record, "ITEMNO"),
         target_location,
         on_hand,
         reserved,
         on_hand - reserved if on_hand > reserved else _ZERO,
         on_order,
-        record["DESC"] or None,
-        record["STOCKUNIT"] or None,
+        _text(record, "DESC") or None,
+        _text(record, "STOCKUNIT") or None,
         not record["INACTIVE"],
         max(row_date * _TIME_SCALE + row_time, item_date * _TIME_SCALE + item_time),  # = version_of, inlined
         max(row_moment, item_moment),
@@ -274,13 +276,46 @@ def _quantity(record: Mapping[str, Any], field: str) -> Decimal:
     value = record[field]
     if value is None:
         raise MappingError(f"{field} is empty")
-    quantity = value if isinstance(value, Decimal) else Decimal(value)
+    try:
+        quantity = value if isinstance(value, Decimal) else Decimal(value)
+    except (ArithmeticError, TypeError, ValueError):
+        raise MappingError(f"{field} is not a number: {value!r:.40}") from None
+    if not quantity.is_finite():
+        raise MappingError(f"{field} is not a number: {quantity}")
     if quantity < 0:
         raise MappingError(f"negative quantity: {field} = {quantity}")
+    if quantity >= _MAX_QUANTITY:
+        raise MappingError(f"quantity out of range: {field} = {quantity} (decimal(19, 4) holds less than 10^15)")
     # One scale (the ERP's four decimals) so 5.0000 and 5 hash the same.
     return quantity.quantize(_SCALE)
 
 
+def _stamp_part(record: Mapping[str, Any], field: str) -> int:
+    value = record[field]
+    try:
+        return int(value)
+    except (ArithmeticError, TypeError, ValueError):
+        raise MappingError(f"unparsable audit stamp: {field} = {value!r:.40}") from None
+
+
+def _text(record: Mapping[str, Any], field: str) -> Any:
+    # SQL Server text can hold U+0000; PostgreSQL (the storefront) refuses it, for the whole statement.
+    value = record[field]
+    if isinstance(value, str) and "\x00" in value:
+        raise MappingError(f"{field} contains a NUL character: {ascii(value)[:80]}")
+    return value
+
+
 def row_context(record: Mapping[str, Any]) -> dict[str, Any]:
     """A JSON-safe copy of a fetched row for dead letters and logs."""
-    return {k: (str(v) if isinstance(v, Decimal | datetime) else v) for k, v in record.items()}
+    return {k: _json_safe(v) for k, v in record.items()}
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, Decimal | datetime):
+        return str(value)
+    if isinstance(value, bytes):  # a binary or mis-decoded column: kept readable, never a failed dead letter
+        return value.decode("utf-8", "backslashreplace")
+    if isinstance(value, str):  # lone surrogates cannot be serialized as UTF-8
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value

@@ -161,20 +161,26 @@ def add_commands(commands: Any) -> None:
     status = commands.add_parser(
         "status",
         parents=[target, as_json],
-        help="health at a glance: last sync and lag per pair, backlog, DLQ depths and ages, errors",
+        help="health at a glance: last sync and lag per pair, conflicts, backlog, DLQ depths and ages, errors",
         description="One report from what Syncline stores: per pair the last successful sync (newest state "
-        "item), the newest ERP change the poller detected, and the lag (how long work has waited with nothing "
-        "synced); per queue the backlog, the DLQ depth, its oldest message's age and the failures of the last "
-        "hour. Levels: unhealthy (lag or errors over their limit), degraded (messages in a DLQ, backlog over its "
-        "limit), healthy. Exit 0 when healthy, 4 otherwise.",
+        "item), the newest ERP change the poller detected, the lag (how long work has waited with nothing "
+        "synced) and the conflicts waiting for a person (pending and escalated); per queue the backlog, the DLQ "
+        "depth, its oldest message's age and the failures of the last hour. Levels: unhealthy (lag or errors "
+        "over their limit), degraded (messages in a DLQ, backlog or conflicts over their limit), healthy.\n\n"
+        "Limits come from [monitoring] in syncline.toml (defaults, and [monitoring.pairs.<pair>] per pair); "
+        "a flag below replaces that limit for every pair. Exit 0 when healthy, 4 otherwise.",
+        epilog="examples:\n  syncline status\n  syncline status --json --quick\n  syncline status --max-lag 900",
         formatter_class=formatter,
     )
-    status.add_argument("--max-lag", type=float, default=300, metavar="S", help="unhealthy above (default 300 s)")
+    status.add_argument("--max-lag", type=float, metavar="S", help="unhealthy above S seconds of lag (config: 300)")
     status.add_argument(
-        "--max-errors", type=int, default=10, metavar="N", help="unhealthy above N failures/hour (default 10)"
+        "--max-errors", type=int, metavar="N", help="unhealthy above N failures/hour per queue (config: 10)"
     )
-    status.add_argument("--max-backlog", type=int, default=5000, metavar="N", help="degraded above (default 5000)")
-    status.add_argument("--max-dlq", type=int, default=0, metavar="N", help="degraded above N DLQ messages (default 0)")
+    status.add_argument(
+        "--max-conflicts", type=int, metavar="N", help="degraded above N conflicts waiting per pair (config: 0)"
+    )
+    status.add_argument("--max-backlog", type=int, metavar="N", help="degraded above N waiting (config: 5000)")
+    status.add_argument("--max-dlq", type=int, metavar="N", help="degraded above N DLQ messages (config: 0)")
     status.add_argument(
         "--quick", action="store_true", help="skip the state-table scan behind 'last sync' (large tables)"
     )
@@ -666,13 +672,24 @@ def _print_compare(label: str, report: Any, show: int) -> None:
 # -- status ------------------------------------------------------------------------------------------
 def _status(args: argparse.Namespace) -> int:
     from syncline.ops.dlq import now_utc  # noqa: PLC0415
-    from syncline.ops.health import Thresholds, assess  # noqa: PLC0415
+    from syncline.ops.health import assess, conflict_figures, pair_thresholds  # noqa: PLC0415
     from syncline.ops.wiring import health_figures  # noqa: PLC0415
 
     ops = context(args)
     pairs, queues = health_figures(ops, scan_state=not args.quick)
-    thresholds = Thresholds(args.max_lag, args.max_errors, args.max_backlog, args.max_dlq)
-    report = assess(pairs, queues, now=now_utc(), thresholds=thresholds)
+    defaults, per_pair = pair_thresholds(
+        ops.config.monitoring,
+        [pair.pair for pair in pairs],
+        {
+            "max_lag_seconds": args.max_lag,
+            "max_errors_per_hour": args.max_errors,
+            "max_pending_conflicts": args.max_conflicts,
+            "max_backlog": args.max_backlog,
+            "max_dlq": args.max_dlq,
+        },
+    )
+    conflicts = conflict_figures(ops.conflict_review().store)
+    report = assess(pairs, queues, now=now_utc(), thresholds=defaults, per_pair=per_pair, conflicts=conflicts)
     if args.json:
         emit(report.as_dict())
     else:
@@ -682,7 +699,8 @@ def _status(args: argparse.Namespace) -> int:
         for pair in report.pairs:
             print(
                 f"pair {pair['pair']}: last sync {age_text(pair['since_last_sync_seconds'])} ago · "
-                f"lag {age_text(pair['lag_seconds'])} · newest ERP change detected {pair['last_change_detected'] or '-'}"
+                f"lag {age_text(pair['lag_seconds'])} · newest ERP change detected {pair['last_change_detected'] or '-'} · "
+                f"conflicts {pair['conflicts_pending']} pending, {pair['conflicts_escalated']} escalated"
             )
         for queue in report.queues:
             print(

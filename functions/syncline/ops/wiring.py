@@ -282,13 +282,14 @@ def health_figures(ops: OpsContext, *, scan_state: bool = True) -> tuple[list[Pa
             )
         )
     pairs = []
+    queue_of = {name: spec.id for spec in ops.topology.queues for name in spec.pairs}
     for pair in ops.config.pairs:
         tz = ZoneInfo(ops.config.systems[pair.source].timezone)
         detected, moved = _checkpoint_figures(ops, pair.source, tz)
         pairs.append(
             PairFigures(
                 pair=pair.name,
-                queue=f"sync_{pair.target}",
+                queue=queue_of.get(pair.name, f"sync_{pair.target}"),
                 last_sync_at=_latest_sync(ops, pair.name) if scan_state else None,
                 last_change_detected=detected,
                 checkpoint_moved_at=moved,

@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import parse_qs
 
+from pydantic import ValidationError
+
 from syncline.config import WebhookSource
 from syncline.models import KEY_SEPARATOR, ChangeNotice
 from syncline.ports import DeliveryClaim, DeliveryStore, NoticePublisher
@@ -174,7 +176,17 @@ class Ingress:
         if not wanted:
             return Outcome("ignored", 200, topic=events[0].topic if events else None)
         system = source.system or request.source
-        notices = {
+        try:
+            notices = self._notices(request, system, wanted, now)
+        except ValidationError as exc:  # e.g. a key holding a NUL or a lone surrogate
+            first = exc.errors()[0]
+            raise MalformedRequest(f"payload makes no valid notice: {first['loc'][0]}: {first['msg']}") from None
+        return self._publish_once(request.source, notices, now, topic=wanted[0][0].topic)
+
+    def _notices(
+        self, request: WebhookRequest, system: str, wanted: Sequence[tuple[_Event, Any]], now: float
+    ) -> dict[str, ChangeNotice]:
+        return {
             event.delivery_id: ChangeNotice(
                 source_system=system,
                 entity=topic.entity,
@@ -187,7 +199,6 @@ class Ingress:
             )
             for event, topic in wanted
         }
-        return self._publish_once(request.source, notices, now, topic=wanted[0][0].topic)
 
     # -- steps ---------------------------------------------------------------------------------------
     def _verify(self, request: WebhookRequest, source: WebhookSource, now: float) -> None:
@@ -301,7 +312,7 @@ def _parse(body: bytes, media_type: str) -> Any:
             # Slack's interactive payloads arrive as one form field holding JSON.
             return json.loads(form["payload"]) if "payload" in form else form
         return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError, JSONDecodeError, over 4,300 digits
         raise MalformedRequest(f"body is not valid {media_type}: {type(exc).__name__}") from None
 
 
@@ -371,6 +382,8 @@ def _key(event: _Event, paths: Sequence[str]) -> str:
             raise MalformedRequest(f"topic {event.topic!r}: payload has no usable {path!r} for the notice key")
         parts.append(str(value))
     key = KEY_SEPARATOR.join(parts)
+    if "\x00" in key:  # no system can look such a record up
+        raise MalformedRequest(f"topic {event.topic!r}: notice key contains a NUL character")
     if len(key) > 512:
         raise MalformedRequest(f"topic {event.topic!r}: notice key longer than 512 characters")
     return key

@@ -65,6 +65,7 @@ def _report(pair: str, result: TwoWayBatchResult) -> None:
     metrics.add_metric(name="Writes", unit=MetricUnit.Count, value=result.writes)
     metrics.add_metric(name="Echoes", unit=MetricUnit.Count, value=result.echoes)
     metrics.add_metric(name="Conflicts", unit=MetricUnit.Count, value=len(result.conflicts))
+    metrics.add_metric(name="ConflictsSettled", unit=MetricUnit.Count, value=result.settled_by_policy)
     metrics.add_metric(name="DeadLettered", unit=MetricUnit.Count, value=len(result.dead_letters))
     metrics.add_metric(name="FailedMessages", unit=MetricUnit.Count, value=len(result.failed_messages))
     for letter in result.dead_letters:
@@ -83,5 +84,8 @@ def _report(pair: str, result: TwoWayBatchResult) -> None:
             "writes": result.writes,
             "echoes": result.echoes,
             "busy": result.busy,
+            "settled_by_policy": result.settled_by_policy,
+            "conflicts": len(result.conflicts),
+            "dead_lettered": len(result.dead_letters),
         },
     )

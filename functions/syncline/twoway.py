@@ -114,6 +114,7 @@ class Outcome:
     sides: tuple[Side, ...] = ()
     versions: Mapping[str, int | None] = field(default_factory=dict)
     base: Mapping[str, Any] | None = None
+    contested: bool = False  # two or more systems changed the record differently since the base (a conflict)
 
 
 class RecordChanged(RuntimeError):
@@ -165,6 +166,8 @@ class TwoWaySync:
                 return Outcome(key, "echo")  # every copy is what we agreed or wrote: nothing changed
             # Unchanged but unequal: an earlier attempt died half-way. Decide again; each copy carries its origin.
         sides = [side for side, _, _ in judged.values()]
+        changed = [side for side, moved, _ in judged.values() if moved]
+        contested = len({fingerprint(side.values) for side in changed}) > 1
         resolution = _resolve_all(base, sides, self.policy)
         if not resolution.settled:
             versions = {name: copy.version if copy else None for name, copy in copies.items()}
@@ -175,11 +178,12 @@ class TwoWaySync:
                 sides=tuple(sides),
                 versions=versions,
                 base=base.values if base else None,
+                contested=contested,
             )
         origin = max(side.changed_at for side in sides)  # the time of the newest change the agreement comes from
         matched = {name: echo for name, (_, _, echo) in judged.items()}
         written = self._agree(key, base, copies, resolution.values, origin, matched)
-        return Outcome(key, "settled", written, resolution)
+        return Outcome(key, "settled", written, resolution, contested=contested)
 
     def apply(self, key: str, values: Mapping[str, Any], *, expected: Mapping[str, int | None]) -> Outcome:
         """Apply a person's decision: write ``values`` everywhere, if every copy is still at the version the

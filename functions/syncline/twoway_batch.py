@@ -34,7 +34,8 @@ class TwoWayBatchResult:
     settled: int = 0
     writes: int = 0
     echoes: int = 0
-    conflicts: list[str] = field(default_factory=list)  # conflict ids recorded
+    conflicts: list[str] = field(default_factory=list)  # conflict ids recorded for review
+    settled_by_policy: int = 0  # records two systems changed differently, settled by the pair's policy
     busy: int = 0
     dead_letters: list[DeadLetter | UnparsableMessage] = field(default_factory=list)
     failed_messages: set[str] = field(default_factory=set)
@@ -109,6 +110,7 @@ def _count(
     if outcome.status == "settled":
         result.settled += 1
         result.writes += len(outcome.writes)
+        result.settled_by_policy += outcome.contested
     elif outcome.status == "echo":
         result.echoes += 1
     elif outcome.status == "review":

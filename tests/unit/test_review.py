@@ -132,3 +132,14 @@ def test_the_sweeper_supersedes_a_conflict_that_turned_into_another(world: dict[
     assert world["review"].store.get(conflict.id).status == "superseded"
     (newer,) = world["review"].store.list("pending")
     assert newer.side("store-a").values["price"] == 14 and newer.created_at > T0
+
+
+def test_an_outcome_says_whether_two_systems_changed_the_record_differently(world: dict[str, Any]) -> None:
+    world["erp"].edit({"price": 10, "on_hand": 6})  # one side only: a plain change, not a conflict
+    outcome = world["sync"].sync(KEY)
+    assert outcome.status == "settled" and not outcome.contested
+    world["erp"].edit({"price": 10, "on_hand": 8})
+    world["store"].edit({"price": 10, "on_hand": 9})  # both changed on_hand: settled by last writer wins
+    outcome = world["sync"].sync(KEY)
+    assert outcome.status == "settled" and outcome.contested
+    assert _diverge(world).status == "pending"

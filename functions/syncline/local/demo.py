@@ -1,13 +1,16 @@
-"""The demo scenario: a small Sage 300 company syncing stock to its PostgreSQL storefront."""
+"""The demo scenario: a small Sage 300 company syncing stock to its PostgreSQL storefront, two Shopify stores
+(kept in agreement with each other), its OMS and its CMMS (``demo_stores``)."""
 
 from __future__ import annotations
 
 import random
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -15,6 +18,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from syncline.local import demo_stores
 from syncline.local.emf import MetricLog, percentile
 from syncline.local.sage300 import Stock
 from syncline.local.stack import LocalStack
@@ -45,9 +49,14 @@ def run_demo(
     # A wider table than a pipe's default 80 columns, so figures are not cut when output is captured.
     console = console or (Console() if sys.stdout.isatty() else Console(width=120))
     rng = random.Random(seed)  # noqa: S311 - demo data
-    with console.status("Starting the local stack (moto server, embedded PostgreSQL, Sage 300 emulator)…"):
+    work_dir = Path(tempfile.mkdtemp(prefix="syncline-demo-"))
+    with console.status(
+        "Starting the local stack (moto server, embedded PostgreSQL, Sage 300 emulator, Shopify and Fracttal sandboxes)…"
+    ):
         started = time.perf_counter()
-        stack = LocalStack.up(database_url=database_url)
+        stack = LocalStack.up(
+            database_url=database_url, work_dir=work_dir, config_path=demo_stores.write_demo_config(work_dir)
+        )
         startup = time.perf_counter() - started
     try:
         status = stack.status()
@@ -66,7 +75,7 @@ def run_demo(
             stack.poll_erp()
             bodies = _take_messages(stack)
             _send_messages(stack, deliveries(bodies) if deliveries else bodies)
-            stack.drain()
+            stack.settle()
             rounds.append(Round(title, what, metric_log.read(), time.perf_counter() - began))
             return bodies
 
@@ -86,7 +95,12 @@ def run_demo(
             ]
         )
         erp.set_raw_stamp("SKU-STAMP", "2", 20261131, 12000000)
-        run_round("1 · initial", f"{items} items x 3 locations, plus 3 rows no storefront can take")
+        demo_stores.seed(stack, erp)
+        run_round(
+            "1 · initial",
+            f"{items} items x 3 locations (10 sold in two Shopify stores), 5 spare parts for the CMMS, "
+            "plus 3 rows no storefront can take",
+        )
 
         # 2. A morning of stock movements and one item renamed in the item master.
         keys = rng.sample(sorted(k for k in erp.stock() if k[0].startswith("SKU-0")), changes)
@@ -104,27 +118,51 @@ def run_demo(
         what = f"round 2's {len(round_two)} messages delivered twice more, shuffled"
         rounds.append(Round("3 · duplicates", what, metric_log.read(), time.perf_counter() - began))
 
-        webhooks = _webhook_round(stack)
-        consistency = _consistency(stack)
-        dead = stack.dead_letters(QUEUE)
-        _print_summary(console, rounds, consistency, dead)
-        _print_webhooks(console, webhooks)
-        return {
-            "rounds": [
-                {
-                    "title": r.title,
-                    "synced": r.total("Synced"),
-                    "skipped": r.total("Skipped"),
-                    "dead_lettered": r.total("DeadLettered"),
-                }
-                for r in rounds
-            ],
-            "consistency": consistency,
-            "dead_letters": len(dead),
-            "webhooks": webhooks,
-        }
+        # 4. A morning in the stores: sales, a record changed in both stores at once, an order.
+        rounds.append(_stores_round(console, stack, metric_log))
+
+        return _report(console, stack, work_dir, rounds)
     finally:
         stack.down()
+
+
+def _stores_round(console: Console, stack: LocalStack, metric_log: MetricLog) -> Round:
+    metric_log.mark()
+    began = time.perf_counter()
+    with console.status("Store activity: webhooks from the Shopify sandboxes through the local gateway…"):
+        what = demo_stores.store_activity(stack)
+        stack.settle()
+    return Round("4 · stores", what, metric_log.read(), time.perf_counter() - began)
+
+
+def _report(console: Console, stack: LocalStack, work_dir: Path, rounds: list[Round]) -> dict[str, Any]:
+    """Print the summaries (rounds, consistency, DLQ, webhooks, per pair) and return the figures."""
+    webhooks = _webhook_round(stack)
+    consistency = _consistency(stack)
+    dead = stack.dead_letters(QUEUE)
+    _print_summary(console, rounds, consistency, dead)
+    _print_webhooks(console, webhooks)
+    pairs = demo_stores.pair_figures(stack, work_dir / "logs" / "functions.log")
+    demo_stores.print_pairs(console, pairs)
+    equal, compared = demo_stores.stores_agree(stack)
+    mark = "[green]✓[/]" if equal == compared else "[red]✗[/]"
+    console.print(f"{mark} the two stores agree on {equal} of {compared} records")
+    return {
+        "pairs": pairs,
+        "stores_agree": {"equal": equal, "compared": compared},
+        "rounds": [
+            {
+                "title": r.title,
+                "synced": r.total("Synced"),
+                "skipped": r.total("Skipped"),
+                "dead_lettered": r.total("DeadLettered"),
+            }
+            for r in rounds
+        ],
+        "consistency": consistency,
+        "dead_letters": len(dead),
+        "webhooks": webhooks,
+    }
 
 
 WEBHOOK_SOURCE = "shopify-store-a"

@@ -1,0 +1,250 @@
+"""The demo's realistic configuration beyond the storefront: two Shopify stores fed by the ERP and kept in
+agreement with each other, store orders into the OMS, and the ERP's spare parts into the Fracttal CMMS,
+each against its local sandbox over real HTTP; plus the table per pair that ends the demo."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from syncline.config import DEFAULT_PATH, SynclineConfig
+from syncline.local.sage300 import Sage300Emulator, Stock
+from syncline.local.stack import LocalStack
+from syncline.topology import Topology
+
+STORE_SKUS = [f"SKU-{i:04d}" for i in range(10)]  # what the stores sell (at the main warehouse)
+SPARE_PARTS = [(f"SP-{i:03d}", name) for i, name in enumerate(["Bearing", "V-belt", "Filter", "Seal kit", "Fuse"])]
+WAREHOUSE = "PLANT-1"
+DEMO_SYSTEMS = f"""
+# --- the demo's stores, OMS and CMMS (appended to functions/syncline.toml by `syncline demo`) ---
+[systems.store_a]
+kind = "shopify"
+secret = "syncline/store-a"
+shop = "demo-store-a.myshopify.com"
+[systems.store_a.locations]
+main = "7001"
+
+[systems.store_b]
+kind = "shopify"
+secret = "syncline/store-b"
+shop = "demo-store-b.myshopify.com"
+[systems.store_b.locations]
+main = "8001"
+
+[systems.oms]
+kind = "oms"
+secret = "syncline/oms"
+
+[systems.cmms]
+kind = "fracttal"
+secret = "syncline/fracttal"
+token_url = "https://app.fracttal.com/oauth/token"
+warehouse_code = "{WAREHOUSE}"
+
+[webhooks.store-a]
+scheme = "shopify"
+secret = "syncline/webhooks/store-a"
+system = "store_a"
+[webhooks.store-a.topics."inventory_levels/update"]
+entity = "inventory_level"
+key = ["inventory_item_id", "location_id"]
+[webhooks.store-a.topics."orders/create"]
+entity = "order"
+key = ["id"]
+[webhooks.store-a.topics."orders/updated"]
+entity = "order"
+key = ["id"]
+
+[webhooks.store-b]
+scheme = "shopify"
+secret = "syncline/webhooks/store-b"
+system = "store_b"
+[webhooks.store-b.topics."inventory_levels/update"]
+entity = "inventory_level"
+key = ["inventory_item_id", "location_id"]
+
+[[pairs]]
+name = "erp-store-a"
+source = "sage300"
+target = "store_a"
+entity = "inventory_level"
+locations = {{ "1" = "main" }}
+filters = {{ sku_prefixes = ["SKU-000"], locations = ["1"] }}
+
+[[pairs]]
+name = "erp-store-b"
+source = "sage300"
+target = "store_b"
+entity = "inventory_level"
+locations = {{ "1" = "main" }}
+filters = {{ sku_prefixes = ["SKU-000"], locations = ["1"] }}
+
+[[pairs]]
+name = "stores-inventory"
+source = "store_a"
+target = "store_b"
+entity = "inventory_level"
+direction = "two_way"
+
+[[pairs]]
+name = "store-a-orders"
+source = "store_a"
+target = "oms"
+entity = "order"
+
+[[pairs]]
+name = "erp-cmms-spares"
+source = "sage300"
+target = "cmms"
+entity = "inventory_level"
+locations = {{ "1" = "plant" }}
+filters = {{ sku_prefixes = ["SP-"], locations = ["1"] }}
+"""
+
+
+def write_demo_config(work_dir: Path) -> Path:
+    """The shipped configuration plus the demo's stores, OMS and CMMS."""
+    path = work_dir / "syncline.demo.toml"
+    path.write_text(DEFAULT_PATH.read_text(encoding="utf-8") + DEMO_SYSTEMS, encoding="utf-8")
+    return path
+
+
+def seed(stack: LocalStack, erp: Sage300Emulator) -> None:
+    """Products in both stores (mapped by SKU in the identity map), spare parts in the ERP and the CMMS."""
+    for store in ("store_a", "store_b"):
+        stack.seed_shopify(store, STORE_SKUS)
+    erp.add_items(SPARE_PARTS)
+    erp.set_stock(Stock(code, "1", Decimal(4 + i)) for i, (code, _) in enumerate(SPARE_PARTS))
+    cmms = stack.sandboxes["cmms"]
+    for code, _ in SPARE_PARTS[:4]:  # the fifth is not stocked in the CMMS: reported, never created
+        cmms.add_item(WAREHOUSE, code, stock=0, unit_cost_stock=12.5)
+
+
+def store_activity(stack: LocalStack) -> str:
+    """A morning in the stores: sales in each, the same record changed in both, an order placed and fulfilled."""
+    a, b = stack.sandboxes["store_a"], stack.sandboxes["store_b"]
+    item = {sku: _item(stack, "store_a", sku) for sku in STORE_SKUS}
+    item_b = {sku: _item(stack, "store_b", sku) for sku in STORE_SKUS}
+    main_a, main_b = "gid://shopify/Location/7001", "gid://shopify/Location/8001"
+    for sku in STORE_SKUS[1:4]:
+        a.set_available(item[sku], main_a, max(0, a.quantity(item[sku], main_a) - 2))
+    b.set_available(item_b[STORE_SKUS[4]], main_b, max(0, b.quantity(item_b[STORE_SKUS[4]], main_b) - 1))
+    # Both stores change SKU-0005 before either is synced: the later change wins everywhere (last writer wins).
+    a.set_available(item[STORE_SKUS[5]], main_a, 3)
+    b.set_available(item_b[STORE_SKUS[5]], main_b, 2)
+    variant = next(v for v, data in a.variants.items() if data["sku"] == STORE_SKUS[1])
+    order = a.add_order([(variant, 1)])
+    stack.settle()
+    a.update_order(order, fulfillment_status="FULFILLED")
+    return "3 sales in store A, 1 in store B, SKU-0005 changed in both at once, 1 order placed then fulfilled"
+
+
+def _item(stack: LocalStack, store: str, sku: str) -> str:
+    sandbox = stack.sandboxes[store]
+    variant = next(data for data in sandbox.variants.values() if data["sku"] == sku)
+    return str(variant["inventoryItem"])
+
+
+def stores_agree(stack: LocalStack) -> tuple[int, int]:
+    """(records equal in both stores, records compared)."""
+    a, b = stack.sandboxes["store_a"], stack.sandboxes["store_b"]
+    equal = sum(
+        a.quantity(_item(stack, "store_a", sku), "gid://shopify/Location/7001")
+        == b.quantity(_item(stack, "store_b", sku), "gid://shopify/Location/8001")
+        for sku in STORE_SKUS
+    )
+    return equal, len(STORE_SKUS)
+
+
+def pair_figures(stack: LocalStack, log_file: Path) -> list[dict[str, Any]]:
+    """Per pair, from the functions' own structured logs: changes seen, synced, skipped or echoes, conflicts,
+    and what is in its dead-letter queue now."""
+    config, topology = stack.config, stack.topology
+    figures: dict[str, dict[str, Any]] = defaultdict(lambda: defaultdict(int))
+    for line in log_file.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("{"):
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        message = record.get("message")
+        if message == "batch synced":
+            target = str(record.get("function_name", "")).removeprefix(f"{config.app}-sync_")
+            one_way = _one_way(config, target, "inventory_level")
+            if one_way:
+                row = figures[one_way]
+                row["seen"] += record.get("notices", 0)
+                row["synced"] += record.get("synced", 0)
+                row["skipped"] += record.get("skipped_unchanged", 0) + record.get("skipped_stale", 0)
+        elif message == "two-way batch":
+            row = figures[record["pair"]]
+            row["seen"] += record.get("notices", 0)
+            row["synced"] += record.get("writes", 0)
+            row["skipped"] += record.get("echoes", 0)
+            row["settled"] += record.get("settled_by_policy", 0)
+            row["review"] += record.get("conflicts", 0)
+        elif message == "order batch":
+            row = figures[record["pair"]]
+            row["seen"] += record.get("notices", 0)
+            row["synced"] += record.get("written", 0)
+            row["skipped"] += len(record.get("skipped", {}))
+    rows = []
+    for pair in config.pairs:
+        row = figures[pair.name]
+        rows.append(
+            {
+                "pair": pair.name,
+                "direction": "↔" if pair.direction == "two_way" else "→",
+                "systems": f"{pair.source} {'↔' if pair.direction == 'two_way' else '→'} {pair.target}",
+                "entity": pair.entity,
+                "seen": row["seen"],
+                "synced": row["synced"],
+                "skipped": row["skipped"],
+                "settled": row["settled"],
+                "review": row["review"],
+                "dlq": len(stack.dead_letters(_queue_of(topology, pair.name))),
+            }
+        )
+    return rows
+
+
+def _one_way(config: SynclineConfig, target: str, entity: str) -> str | None:
+    found = [p.name for p in config.pairs if (p.target, p.entity, p.direction) == (target, entity, "one_way")]
+    return found[0] if len(found) == 1 else None
+
+
+def _queue_of(topology: Topology, pair_name: str) -> str:
+    return next(queue.id for queue in topology.queues if pair_name in queue.pairs)
+
+
+def print_pairs(console: Console, rows: list[dict[str, Any]]) -> None:
+    table = Table(title="Per sync pair", title_justify="left")
+    for column in ("pair", "systems", "entity", "changes seen", "synced", "skipped / echo", "conflicts", "DLQ"):
+        table.add_column(column, justify="left" if column in {"pair", "systems", "entity"} else "right")
+    for row in rows:
+        conflicts = "-"
+        if row["settled"] or row["review"]:
+            conflicts = f"{row['settled']} by policy" + (f", {row['review']} for review" if row["review"] else "")
+        table.add_row(
+            row["pair"],
+            row["systems"],
+            row["entity"],
+            str(row["seen"]),
+            str(row["synced"]),
+            str(row["skipped"]),
+            conflicts,
+            str(row["dlq"]),
+        )
+    console.print(table)
+    console.print(
+        "changes seen: notices the pair's worker received · synced: records written · skipped: already equal "
+        "(one-way) or our own write coming back (two-way echo) · conflicts: records both stores changed, settled "
+        "by the pair's policy (last writer wins) or left for `syncline conflicts`."
+    )

@@ -1,0 +1,32 @@
+"""`syncline demo` runs its four rounds on a fresh local stack and ends with everything in agreement."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+from syncline.local.demo import run_demo
+
+
+def test_the_demo_ends_consistent_with_a_row_per_pair() -> None:
+    out = io.StringIO()
+    figures = run_demo(items=20, changes=5, seed=3, console=Console(file=out, width=160))
+    assert figures["consistency"]["in_agreement"] == figures["consistency"]["syncable"] > 0
+    assert figures["stores_agree"]["equal"] == figures["stores_agree"]["compared"] == 10
+    pairs = {row["pair"]: row for row in figures["pairs"]}
+    assert set(pairs) == {
+        "erp-storefront-inventory",
+        "erp-store-a",
+        "erp-store-b",
+        "stores-inventory",
+        "store-a-orders",
+        "erp-cmms-spares",
+    }
+    assert pairs["erp-storefront-inventory"]["dlq"] == 3  # the three rows no storefront can take
+    assert all(row["dlq"] == 0 for name, row in pairs.items() if name != "erp-storefront-inventory")
+    assert pairs["store-a-orders"]["synced"] == 2  # placed, then fulfilled
+    assert pairs["stores-inventory"]["settled"] == 1  # SKU-0005 changed in both stores at once
+    assert pairs["erp-cmms-spares"]["synced"] == 4  # the fifth spare part is not stocked in the CMMS
+    text = out.getvalue()
+    assert "Per sync pair" in text and "the two stores agree on 10 of 10 records" in text

@@ -15,14 +15,24 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from syncline.canonical.entities import Order
-from syncline.config import FracttalSystem, OmsSystem, PostgresSystem, ShopifySystem, SynclineConfig
+from syncline.config import (
+    FracttalSystem,
+    OmsSystem,
+    PostgresSystem,
+    SalesforceSystem,
+    ShopifySystem,
+    SynclineConfig,
+)
 from syncline.identity import IdentityStore
 from syncline.models import KEY_SEPARATOR, ChangeNotice, split_inventory_key
 from syncline.ports import InventoryTarget
 from syncline.twoway import RecordSystem
 
 ENV_ENDPOINTS = "SYNCLINE_ENDPOINTS"
-INVENTORY_ITEM = "inventory_item"  # identity map entity: SKU -> each store's InventoryItem id
+INVENTORY_ITEM = "inventory_item"
+OAUTH_KINDS = frozenset(
+    {"fracttal", "salesforce"}
+)  # systems whose token the scheduled refresher keeps fresh  # identity map entity: SKU -> each store's InventoryItem id
 
 
 class UnknownRecord(LookupError):
@@ -124,37 +134,51 @@ class SystemFactory:
             )
         return f"{sku}{KEY_SEPARATOR}{code}"
 
-    # -- Fracttal (OAuth2 client credentials, one token shared through the state table) ----------------
+    # -- OAuth2 client credentials (one token per system, shared through the state table: TK#<system>) ------
+    def oauth_tokens(self, name: str, *, refresh_skew_seconds: float | None = None) -> Any:
+        """The system's token provider (Fracttal, Salesforce). ``refresh_skew_seconds``: refresh when less
+        than this is left (the scheduled refresher uses a wider one than the workers, so they never wait)."""
+        from syncline.connectors.oauth2 import (  # noqa: PLC0415 - httpx only where used
+            ClientCredentials,
+            InMemoryTokenStore,
+            OAuth2ClientCredentials,
+            OAuth2Settings,
+        )
+
+        system = self.config.systems[name]
+        if isinstance(system, FracttalSystem):
+            token_url = system.token_url
+        elif isinstance(system, SalesforceSystem):
+            token_url = f"{system.login_url.rstrip('/')}/services/oauth2/token"
+        else:
+            raise LookupError(f"system {name!r} ({system.kind}) does not use OAuth2 client credentials")
+        if name in self.endpoints:  # the sandbox serves the token endpoint at the same path
+            token_url = self.endpoints[name].rstrip("/") + urlsplit(token_url).path
+        store: Any = InMemoryTokenStore()
+        if self.dynamodb is not None and self.table:
+            from syncline.adapters.tokens_dynamodb import DynamoTokenStore  # noqa: PLC0415
+
+            store = DynamoTokenStore(self.dynamodb, self.table)
+
+        def credentials() -> ClientCredentials:
+            secret = self.secret(name)
+            return ClientCredentials(str(secret["client_id"]), str(secret["client_secret"]))
+
+        options = {} if refresh_skew_seconds is None else {"refresh_skew_seconds": refresh_skew_seconds}
+        return OAuth2ClientCredentials(
+            OAuth2Settings(provider=name, token_url=token_url, **options), credentials, store
+        )
+
     def fracttal(self, name: str) -> Any:
         if name not in self._admins:
             from syncline.connectors.fracttal import FracttalClient, FracttalSettings  # noqa: PLC0415
-            from syncline.connectors.oauth2 import (  # noqa: PLC0415
-                ClientCredentials,
-                InMemoryTokenStore,
-                OAuth2ClientCredentials,
-                OAuth2Settings,
-            )
 
             system = self.config.systems[name]
             if not isinstance(system, FracttalSystem):
                 raise LookupError(f"system {name!r} is {system.kind}, not fracttal")
-            store: Any = InMemoryTokenStore()
-            if self.dynamodb is not None and self.table:
-                from syncline.adapters.tokens_dynamodb import DynamoTokenStore  # noqa: PLC0415
-
-                store = DynamoTokenStore(self.dynamodb, self.table)
-
-            def credentials() -> ClientCredentials:
-                secret = self.secret(name)
-                return ClientCredentials(str(secret["client_id"]), str(secret["client_secret"]))
-
-            token_url = system.token_url
-            if name in self.endpoints:  # the sandbox serves the token endpoint at the same path
-                token_url = self.endpoints[name].rstrip("/") + urlsplit(system.token_url).path
-            tokens = OAuth2ClientCredentials(OAuth2Settings(provider=name, token_url=token_url), credentials, store)
             base = self.base_url(name, FracttalSettings.model_fields["base_url"].default)
             settings = FracttalSettings(warehouse_code=system.warehouse_code, **({"base_url": base} if base else {}))
-            self._admins[name] = FracttalClient(settings, tokens)
+            self._admins[name] = FracttalClient(settings, self.oauth_tokens(name))
         return self._admins[name]
 
     # -- roles ---------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ NOTICE_DETAIL_TYPE = "ChangeNotices"
 MONITOR_RATE_SECONDS = 300  # the health report and its metrics, every five minutes
 RECONCILE_RATE_SECONDS = 6 * 3600  # a full read of every pair: often enough to measure, never a burden on the ERP
 DIGEST_RATE_SECONDS = 24 * 3600  # the daily digest e-mail
+TOKEN_REFRESH_RATE_SECONDS = 600  # OAuth2 tokens refreshed ahead of expiry (handlers.token_refresher)
 WEBHOOK_ROUTE = "/webhooks/{source}"
 
 
@@ -290,6 +291,21 @@ def build_topology(config: SynclineConfig) -> Topology:
         functions.append(sweeper)
         schedules.append(
             ScheduleSpec(id="sweep_conflicts", rate_seconds=config.review.sweep_rate_seconds, function=sweeper.id)
+        )
+    oauth = sorted(name for name, system in config.systems.items() if system.kind in {"fracttal", "salesforce"})
+    if oauth:
+        refresher = FunctionSpec(
+            id="token_refresher",
+            handler="handlers.token_refresher.handler",
+            timeout_seconds=60,
+            reserved_concurrency=1,
+            description="Keeps each OAuth2 system's shared token (TK#) fresh ahead of the workers",
+            table_access="readwrite",
+            secrets=tuple(oauth),
+        )
+        functions.append(refresher)
+        schedules.append(
+            ScheduleSpec(id="refresh_tokens", rate_seconds=TOKEN_REFRESH_RATE_SECONDS, function=refresher.id)
         )
     routes = []
     if config.webhooks:

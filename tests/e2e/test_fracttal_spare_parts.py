@@ -71,3 +71,26 @@ def test_spare_part_stock_reaches_the_cmms_warehouse_and_nothing_else_does(stack
     assert cmms.stock("MAIN-WH", "SP-100") == 6
     assert [update for update in cmms.updates if "FG-1" in str(update)] == []
     assert stack.dead_letters("sync_cmms") == []
+
+
+def test_the_scheduled_refresher_keeps_the_shared_token_ahead_of_expiry(stack: LocalStack) -> None:
+    cmms = stack.sandboxes["cmms"]
+    assert any(s.id == "refresh_tokens" for s in stack.topology.schedules)
+
+    def fetched() -> int:
+        invocation = stack.run_schedule("refresh_tokens")
+        assert invocation.error is None
+        return int(invocation.response["systems"]["cmms"]["fetched"])
+
+    cmms.tokens.lifetime = 600  # ten minutes: less than the twenty the refresher keeps ahead
+    assert [fetched(), fetched()] == [1, 1]  # each run renews a token that would expire too soon
+    cmms.tokens.lifetime = 3600
+    assert [fetched(), fetched()] == [1, 0]  # an hour left: nothing to do
+    assert cmms.tokens.issued_count == 3
+    # The workers use the refresher's token: syncing spare parts fetches none.
+    cmms.add_item("MAIN-WH", "SP-100", stock=0)
+    stack.erp().add_items([("SP-100", "Bearing")])
+    stack.erp().set_stock([Stock("SP-100", "1", Decimal(2))])
+    stack.poll_erp()
+    stack.settle()
+    assert cmms.stock("MAIN-WH", "SP-100") == 2 and cmms.tokens.issued_count == 3

@@ -12,7 +12,7 @@ import pytest
 from infra import FUNCTIONS_DIR
 from infra.application import create_app
 from syncline.config import DEFAULT_PATH, load_config
-from tests.infra.test_infra_iam import allowed, statements
+from tests.infra.test_infra_iam import allowed, secret_name, statements
 
 pytestmark = pytest.mark.infra
 
@@ -25,8 +25,21 @@ secret = "syncline/store-a"
 kind = "postgres"
 secret = "syncline/store-b"
 
+[systems.cmms]
+kind = "fracttal"
+secret = "syncline/fracttal"
+token_url = "https://app.fracttal.com/oauth/token"
+warehouse_code = "WH"
+
 [review]
-sweep_rate_seconds = 600
+sweep_rate_seconds = 900
+
+[[pairs]]
+name = "erp-cmms"
+source = "sage300"
+target = "cmms"
+entity = "inventory_level"
+locations = { "1" = "plant" }
 
 [[pairs]]
 name = "stores-products"
@@ -86,4 +99,18 @@ def test_only_the_sweeper_publishes_to_the_escalation_topic(synthesized: tuple[A
         for r in resources.values()
         if r["Type"] == "AWS::Events::Rule" and r["Properties"].get("ScheduleExpression")
     ]
-    assert any(s["ScheduleExpression"] == "rate(10 minutes)" for s in schedules)
+    assert any(s["ScheduleExpression"] == "rate(15 minutes)" for s in schedules)
+
+
+def test_the_token_refresher_runs_every_ten_minutes_reading_only_oauth_secrets(synthesized: tuple[Any, Any]) -> None:
+    stack, resources = synthesized
+    refresher = _logical_id(stack, "token_refresher")
+    assert resources[refresher]["Properties"]["Handler"] == "handlers.token_refresher.handler"
+    secrets = allowed(statements(resources, refresher), "secretsmanager:GetSecretValue")
+    assert [secret_name(resource) for _, resource in secrets] == ["syncline/fracttal"]
+    rules = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Events::Rule"]
+    assert any(
+        r.get("ScheduleExpression") == "rate(10 minutes)"
+        and any(t["Arn"] == {"Fn::GetAtt": [refresher, "Arn"]} for t in r["Targets"])
+        for r in rules
+    )

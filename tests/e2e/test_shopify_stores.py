@@ -173,3 +173,27 @@ def test_store_orders_reach_the_oms_and_their_status_never_moves_back(stack: Loc
     assert fulfilled is not None and fulfilled.status == "fulfilled"
     assert stack.dead_letters("sync_oms_order") == []
     assert items
+
+
+def test_concurrent_changes_in_the_erp_and_both_stores_converge_without_a_loop(stack: LocalStack) -> None:
+    erp = stack.erp()
+    erp.add_items([(sku, f"Item {sku}") for sku in SKUS])
+    erp.set_stock([Stock(sku, "1", Decimal(10)) for sku in SKUS])
+    items_a, items_b = stack.seed_shopify("store_a", SKUS), stack.seed_shopify("store_b", SKUS)
+    stack.poll_erp()
+    stack.settle()
+    a, b = stack.sandboxes["store_a"], stack.sandboxes["store_b"]
+    writes = a.applied["inventorySetQuantities"] + b.applied["inventorySetQuantities"]
+    # The same record changes in all three systems before anything is synced.
+    erp.set_stock([Stock("SKU003", "1", Decimal(20))])
+    a.set_available(items_a["SKU003"], "gid://shopify/Location/1001", 7)
+    b.set_available(items_b["SKU003"], "gid://shopify/Location/2001", 4)
+    stack.poll_erp()
+    stack.settle()
+    final_a = a.quantity(items_a["SKU003"], "gid://shopify/Location/1001")
+    final_b = b.quantity(items_b["SKU003"], "gid://shopify/Location/2001")
+    assert final_a == final_b == 20  # the ERP's change was applied last: it wins in both stores
+    # Bounded: the ERP's write to each store, plus at most one two-way write each; then nothing moves.
+    assert a.applied["inventorySetQuantities"] + b.applied["inventorySetQuantities"] - writes <= 4
+    assert stack.settle() == 0
+    assert _levels(stack, "store_a", items_a) == _levels(stack, "store_b", items_b)

@@ -23,7 +23,7 @@ from syncline.adapters.dynamodb import DynamoCheckpointStore, DynamoStateStore
 from syncline.adapters.eventbridge import EventBridgePublisher
 from syncline.config import SynclineConfig, WebhookSource, cached_config
 from syncline.settings import Settings
-from syncline.webhooks.ingress import Ingress, parse_webhook_secret
+from syncline.webhooks.ingress import Ingress, echo_filters, parse_webhook_secret
 
 if TYPE_CHECKING:
     from syncline.adapters.sqs import SqsDeadLetterSink
@@ -120,6 +120,7 @@ class Dependencies:
                 secrets=self.webhook_secrets,
                 deliveries=DynamoDeliveryStore(aws.dynamodb(), self.settings.table_name),
                 publisher=self.publisher(),
+                echoes=echo_filters(self.config),
             )
         return self._ingress
 

@@ -143,7 +143,11 @@ def _demo(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(figures, indent=2))
     consistency, stores = figures["consistency"], figures["stores_agree"]
-    agree = consistency["in_agreement"] == consistency["syncable"] and stores["equal"] == stores["compared"]
+    agree = (
+        consistency["in_agreement"] == consistency["syncable"]
+        and stores["equal"] == stores["compared"]
+        and figures["crm_agrees"]
+    )
     return 0 if agree else 1
 
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from syncline.canonical.entities import Order
+from syncline.canonical.entities import Order, Shipment
 from syncline.config import (
     FracttalSystem,
+    HubSpotSystem,
     OmsSystem,
     PostgresSystem,
     SalesforceSystem,
@@ -27,6 +28,10 @@ from syncline.identity import IdentityStore
 from syncline.models import KEY_SEPARATOR, ChangeNotice, split_inventory_key
 from syncline.ports import InventoryTarget
 from syncline.twoway import RecordSystem
+
+if TYPE_CHECKING:
+    from syncline.connectors.hubspot import HubSpotContactsByEmail
+    from syncline.connectors.oms_pg import OmsCustomersByEmail
 
 ENV_ENDPOINTS = "SYNCLINE_ENDPOINTS"
 INVENTORY_ITEM = "inventory_item"
@@ -134,6 +139,20 @@ class SystemFactory:
             )
         return f"{sku}{KEY_SEPARATOR}{code}"
 
+    # -- HubSpot ------------------------------------------------------------------------------------------
+    def hubspot(self, name: str) -> Any:
+        """The portal's CRM client (private-app token from the secret, re-read on every attempt)."""
+        if name not in self._admins:
+            from syncline.connectors.hubspot import HUBSPOT_API, HubSpotClient  # noqa: PLC0415
+
+            system = self.config.systems[name]
+            if not isinstance(system, HubSpotSystem):
+                raise LookupError(f"system {name!r} is {system.kind}, not hubspot")
+            self._admins[name] = HubSpotClient(
+                lambda: str(self.secret(name)["token"]), base_url=self.base_url(name, HUBSPOT_API) or HUBSPOT_API
+            )
+        return self._admins[name]
+
     # -- OAuth2 client credentials (one token per system, shared through the state table: TK#<system>) ------
     def oauth_tokens(self, name: str, *, refresh_skew_seconds: float | None = None) -> Any:
         """The system's token provider (Fracttal, Salesforce). ``refresh_skew_seconds``: refresh when less
@@ -195,13 +214,39 @@ class SystemFactory:
             return ShopifyInventoryRecords(
                 self.shopify(name), self.shopify_identity(name), name=system.quantity, system_name=name
             )
+        if isinstance(system, HubSpotSystem | OmsSystem):
+            return self.contact_view(name)
         raise LookupError(f"system {name!r} ({system.kind}) cannot take part in two-way sync")
 
+    def contact_view(self, name: str) -> HubSpotContactsByEmail | OmsCustomersByEmail:
+        """Contacts keyed by e-mail (the key a CRM and the OMS share): HubSpot contacts or OMS customers."""
+        system = self.config.systems[name]
+        if isinstance(system, HubSpotSystem):
+            from syncline.connectors.hubspot import HubSpotContactsByEmail  # noqa: PLC0415 - httpx only where used
+
+            return HubSpotContactsByEmail(self.hubspot(name), name=name)
+        if isinstance(system, OmsSystem):
+            from syncline.connectors.oms_pg import OmsCustomersByEmail  # noqa: PLC0415 - psycopg only where used
+
+            return OmsCustomersByEmail(name, self.connection(name))
+        raise LookupError(f"system {name!r} ({system.kind}) has no contacts keyed by e-mail")
+
     def record_key(self, notice: ChangeNotice) -> str:
-        """The pair's record key a notice speaks of (Shopify's own ids translated through the identity map)."""
+        """The pair's record key a notice speaks of: Shopify's own ids translated through the identity map; a
+        HubSpot contact id or an OMS customer id to the contact's e-mail (one read)."""
         system = self.config.systems.get(notice.source_system)
         if isinstance(system, ShopifySystem):
             return self.shopify_record_key(notice.source_system, notice.key)
+        if isinstance(system, HubSpotSystem | OmsSystem):
+            what = "contact" if isinstance(system, HubSpotSystem) else "customer"
+            if notice.operation == "delete":
+                raise UnknownRecord(
+                    f"{notice.source_system}: {what} {notice.key} was deleted; two-way sync does not propagate deletions"
+                )
+            key = self.contact_view(notice.source_system).key_of(notice.key)
+            if key is None:
+                raise UnknownRecord(f"{notice.source_system}: {what} {notice.key} is gone or has no e-mail to key on")
+            return key
         return notice.key
 
     def order_source(self, name: str) -> Callable[[str], Order | None]:
@@ -216,6 +261,24 @@ class SystemFactory:
 
             return fetch
         raise LookupError(f"system {name!r} ({system.kind}) cannot be an order source")
+
+    def shipment_source(self, name: str) -> Callable[[str], Shipment | None]:
+        """Fetch one shipment, fresh, by the key its notice carries (the OMS's shipment id)."""
+        system = self.config.systems[name]
+        if isinstance(system, OmsSystem):
+            from syncline.connectors.oms_pg import OmsDatabase  # noqa: PLC0415
+
+            return OmsDatabase(self.connection(name)).get_shipment
+        raise LookupError(f"system {name!r} ({system.kind}) cannot be a shipment source")
+
+    def fulfillment_target(self, name: str) -> Any:
+        """Where shipments become fulfilments (a Shopify store: each order fulfilled once, with tracking)."""
+        system = self.config.systems[name]
+        if isinstance(system, ShopifySystem):
+            from syncline.connectors.shopify import ShopifyFulfillments  # noqa: PLC0415
+
+            return ShopifyFulfillments(self.shopify(name))
+        raise LookupError(f"system {name!r} ({system.kind}) cannot be a fulfilment target")
 
     def order_target(self, name: str) -> Any:
         """Where orders are written (the OMS: guarded upserts, statuses never backwards)."""

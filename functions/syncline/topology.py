@@ -18,6 +18,7 @@ MONITOR_RATE_SECONDS = 300  # the health report and its metrics, every five minu
 RECONCILE_RATE_SECONDS = 6 * 3600  # a full read of every pair: often enough to measure, never a burden on the ERP
 DIGEST_RATE_SECONDS = 24 * 3600  # the daily digest e-mail
 TOKEN_REFRESH_RATE_SECONDS = 600  # OAuth2 tokens refreshed ahead of expiry (handlers.token_refresher)
+OUTBOX_DRAIN_RATE_SECONDS = 60  # an OMS that is a source: its outbox drained onto the bus (handlers.outbox_drainer)
 WEBHOOK_ROUTE = "/webhooks/{source}"
 
 
@@ -141,13 +142,16 @@ class Topology(_Spec):
 
 
 # System kinds the two-way worker can read and write as records (``syncline.systems.SystemFactory``).
-TWO_WAY_KINDS = frozenset({"postgres", "shopify"})
+TWO_WAY_KINDS = frozenset({"postgres", "shopify", "hubspot", "oms"})
+# Kinds whose two-way record view serves one entity only: HubSpot contacts and OMS customers, keyed by e-mail.
+TWO_WAY_ENTITIES: dict[str, frozenset[str]] = {"hubspot": frozenset({"contact"}), "oms": frozenset({"contact"})}
 # System kinds the one-way inventory worker can write ERP stock into.
 INVENTORY_TARGET_KINDS = frozenset({"postgres", "shopify", "fracttal"})
 # One-way pairs a worker serves: entity -> (source kind, target kind) combinations, and the worker.
 ONE_WAY_KINDS: dict[str, frozenset[tuple[str, str]]] = {
     "inventory_level": frozenset(("sage300", target) for target in INVENTORY_TARGET_KINDS),
     "order": frozenset({("shopify", "oms")}),
+    "shipment": frozenset({("oms", "shopify")}),
 }
 ONE_WAY_WORKERS = {
     "inventory_level": (
@@ -155,7 +159,16 @@ ONE_WAY_WORKERS = {
         "Fetch-on-notify sync into {target}: source -> canonical -> state cache -> write",
     ),
     "order": ("handlers.order_worker.handler", "Orders into {target}: fetched fresh from the store, guarded upsert"),
+    "shipment": (
+        "handlers.shipment_worker.handler",
+        "Shipments into {target} fulfilments: read fresh from the OMS, fulfilled once with tracking",
+    ),
 }
+
+
+def outbox_schedule_id(system: str) -> str:
+    """The schedule draining an OMS system's outbox (``LocalStack.drain_outbox`` runs them all)."""
+    return f"drain_outbox_{system}"
 
 
 def _check_deployable(config: SynclineConfig) -> None:
@@ -168,6 +181,12 @@ def _check_deployable(config: SynclineConfig) -> None:
                     f"pair {pair.name!r}: two-way sync needs systems it can read and write as records "
                     f"({', '.join(sorted(TWO_WAY_KINDS))}); {unsupported[0]} is not one"
                 )
+            for kind in kinds:
+                if kind in TWO_WAY_ENTITIES and pair.entity not in TWO_WAY_ENTITIES[kind]:
+                    raise ConfigError(
+                        f"pair {pair.name!r}: two-way {kind} serves {', '.join(sorted(TWO_WAY_ENTITIES[kind]))}, "
+                        f"not {pair.entity}"
+                    )
         elif pair.entity not in ONE_WAY_KINDS or kinds not in ONE_WAY_KINDS[pair.entity]:
             # Declared but not deployable yet: better refused here than deployed with a worker that cannot serve it.
             deployable = "; ".join(
@@ -179,6 +198,16 @@ def _check_deployable(config: SynclineConfig) -> None:
                 f"pair {pair.name!r}: one_way {pair.entity} sync from {kinds[0]} into {kinds[1]} has no worker yet "
                 f"(deployable one-way today: {deployable})"
             )
+
+
+def _oms_sources(config: SynclineConfig) -> set[str]:
+    """OMS systems whose changes some pair reads: the source of a one-way pair, or either side of a two-way one."""
+    named = {
+        system
+        for pair in config.pairs
+        for system in ((pair.source, pair.target) if pair.direction == "two_way" else (pair.source,))
+    }
+    return {name for name in named if config.systems[name].kind == "oms"}
 
 
 def build_topology(config: SynclineConfig) -> Topology:
@@ -306,6 +335,21 @@ def build_topology(config: SynclineConfig) -> Topology:
         functions.append(refresher)
         schedules.append(
             ScheduleSpec(id="refresh_tokens", rate_seconds=TOKEN_REFRESH_RATE_SECONDS, function=refresher.id)
+        )
+    for oms in sorted(_oms_sources(config)):
+        drainer = FunctionSpec(
+            id=f"outbox_drainer_{oms}",
+            handler="handlers.outbox_drainer.handler",
+            timeout_seconds=120,
+            reserved_concurrency=1,  # one reader: the outbox's claims make more safe, but they would only contend
+            description=f"The {oms} outbox -> ChangeNotices on the bus (Syncline's own writes dropped as echoes)",
+            environment={"SYNCLINE_SOURCE": oms},
+            publishes_notices=True,
+            secrets=(oms,),
+        )
+        functions.append(drainer)
+        schedules.append(
+            ScheduleSpec(id=outbox_schedule_id(oms), rate_seconds=OUTBOX_DRAIN_RATE_SECONDS, function=drainer.id)
         )
     routes = []
     if config.webhooks:

@@ -21,12 +21,18 @@ def test_the_demo_ends_consistent_with_a_row_per_pair() -> None:
         "erp-store-b",
         "stores-inventory",
         "store-a-orders",
+        "crm-customers",
+        "oms-shipments",
         "erp-cmms-spares",
     }
     assert pairs["erp-storefront-inventory"]["dlq"] == 3  # the three rows no storefront can take
     assert all(row["dlq"] == 0 for name, row in pairs.items() if name != "erp-storefront-inventory")
-    assert pairs["store-a-orders"]["synced"] == 2  # placed, then fulfilled
+    assert pairs["store-a-orders"]["synced"] == 2  # placed, then fulfilled (the shipment's status came back)
+    assert pairs["oms-shipments"]["synced"] == 1  # the OMS's shipment fulfilled the store order, once
+    assert pairs["crm-customers"]["synced"] == 2  # one customer each way
+    assert figures["crm_agrees"]
     assert pairs["stores-inventory"]["settled"] == 1  # SKU-0005 changed in both stores at once
     assert pairs["erp-cmms-spares"]["synced"] == 4  # the fifth spare part is not stocked in the CMMS
     text = out.getvalue()
     assert "Per sync pair" in text and "the two stores agree on 10 of 10 records" in text
+    assert "HubSpot and the OMS agree on both customers" in text

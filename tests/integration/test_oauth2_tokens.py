@@ -62,8 +62,11 @@ def test_sixteen_cold_invocations_call_the_token_endpoint_once(
     workers = 16
     barrier = threading.Barrier(workers)
 
+    providers: list[OAuth2ClientCredentials] = []
+
     def invocation(_: int) -> tuple[str, Any]:
         tokens = _tokens(sandbox, store)
+        providers.append(tokens)
         client = _client(sandbox, tokens)
         barrier.wait()
         item = client.get_item("P-1")
@@ -73,12 +76,13 @@ def test_sixteen_cold_invocations_call_the_token_endpoint_once(
     with ThreadPoolExecutor(workers) as pool:
         results = list(pool.map(invocation, range(workers)))
 
-    # Then exactly one of them fetched a token, and all used it
-    assert sandbox.requests[TOKEN_PATH] == 1
-    assert sandbox.tokens.issued_count == 1
+    # Then exactly one of them fetched a token (single flight), and all used it. On a loaded machine the one
+    # fetch's HTTP request may itself be retried after a timeout: that is the transport, not a second refresh.
+    assert sum(tokens.fetches for tokens in providers) == 1
+    assert sandbox.tokens.issued_count == sandbox.requests[TOKEN_PATH] >= 1
     assert len({fingerprint for fingerprint, _ in results}) == 1
     assert all(item is not None and item.code == "P-1" for _, item in results)
-    assert sandbox.requests[ITEM_PATH] == workers  # no request needed a retry
+    assert sandbox.requests[ITEM_PATH] >= workers  # a 401 would have cost a second fetch, ruled out above
     state = store.load("fracttal")
     assert state.token is not None and state.lease_owner is None
 

@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from syncline.canonical.entities import Account, Contact, Deal
 from syncline.connectors.http import HttpApi, RetryPolicy, retry_after
+from syncline.contacts import contact_key, contact_values
 from syncline.models import ChangeNotice
 from syncline.twoway import Copy, StaleWrite
 
@@ -608,6 +609,57 @@ class HubSpotRecordSystem:
     def _copy(self, record: CanonicalRecord) -> Copy:
         id_field = _ID_FIELDS[self.entity]
         values = record.model_dump(mode="json", exclude={id_field, "updated_at", "source_version"})
+        return Copy(values=values, changed_at=record.updated_at, version=record.source_version)
+
+
+class RecordRefused(RuntimeError):
+    """HubSpot refused a record itself (a 207 validation error): no retry will change that."""
+
+    retryable = False
+
+
+@dataclass
+class HubSpotContactsByEmail:
+    """``syncline.twoway.RecordSystem`` over HubSpot contacts keyed by e-mail (lower-cased), the key they share
+    with OMS customers (``syncline.contacts``).
+
+    Reads are one batch read with ``idProperty=email``; writes a batch upsert by e-mail. As in
+    ``HubSpotRecordSystem``, HubSpot has no compare-and-swap: ``write`` re-reads first and refuses (``StaleWrite``)
+    when the contact's ``updatedAt`` version moved past ``expected_version``, or appeared when it was expected
+    absent.
+    """
+
+    client: HubSpotClient
+    name: str = "hubspot"
+
+    def read(self, key: str) -> Copy | None:
+        result = self.client.batch_read("contact", [key], id_property="email")
+        found = [obj for obj in result.results if contact_key(obj.properties.get("email")) == key]
+        return self._copy(found[0]) if found else None
+
+    def write(self, key: str, values: Mapping[str, Any], *, expected_version: int | None) -> Copy:
+        current = self.read(key)
+        if (current is None) != (expected_version is None) or (
+            current is not None and current.version != expected_version
+        ):
+            raise StaleWrite(f"{self.name}: contact {key} moved on before our write")
+        mapping = self.client.mapping("contact")
+        properties = mapping.to_properties({**values, "email": key}, clear_missing=True)
+        result = self.client.batch_upsert("contact", [UpsertInput(key, properties)], id_property="email")
+        if not result.ok or not result.results:
+            first = result.errors[0] if result.errors else None
+            reason = f"{first.category}: {first.message}" if first else "no result"
+            raise RecordRefused(f"{self.name}: contact {key} refused: {reason}"[:500])
+        return self._copy(result.results[0])
+
+    def key_of(self, object_id: str) -> str | None:
+        """The pair's key (e-mail) of the contact a webhook names by its HubSpot id; None if gone or without one."""
+        result = self.client.batch_read("contact", [object_id], properties=["email"])
+        return next((contact_key(obj.properties.get("email")) for obj in result.results if obj.id == object_id), None)
+
+    def _copy(self, obj: HubSpotObject) -> Copy:
+        record = self.client.mapping("contact").to_record(obj)
+        values = contact_values(record.model_dump(mode="json"))
         return Copy(values=values, changed_at=record.updated_at, version=record.source_version)
 
 

@@ -30,6 +30,7 @@ from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ValidationError
 
 from syncline.canonical.entities import ORDER_STATUS_RANK, Contact, Order, OrderStatus, Shipment
+from syncline.contacts import ADDRESS_PARTS, SYNCED_FIELDS, contact_key, contact_values
 from syncline.models import ChangeNotice
 from syncline.twoway import Copy, StaleWrite
 
@@ -110,6 +111,7 @@ CREATE TABLE IF NOT EXISTS shipment_lines (
     PRIMARY KEY (shipment_id, line_no)
 );
 CREATE INDEX IF NOT EXISTS shipments_by_order ON shipments (order_id);
+CREATE INDEX IF NOT EXISTS customers_by_email ON customers (lower(btrim(email)));
 
 CREATE TABLE IF NOT EXISTS outbox (
     id             bigserial PRIMARY KEY,
@@ -774,3 +776,81 @@ class OmsCustomers:
 def _copy(row: Sequence[Any]) -> Copy:
     values = dict(zip(CUSTOMER_FIELDS, row[: len(CUSTOMER_FIELDS)], strict=True))
     return Copy(values, row[-2], row[-1])
+
+
+class AmbiguousCustomer(LookupError):
+    """Two or more OMS customers share an e-mail: the pair cannot tell which one a contact is."""
+
+    retryable = False
+
+
+_SYNCED_COLUMNS = [name for name in SYNCED_FIELDS if name != "address"]
+_EMAIL_MATCH = "lower(btrim(email)) = %s"
+
+
+class OmsCustomersByEmail:
+    """OMS customers as a ``syncline.twoway.RecordSystem`` keyed by e-mail (lower-cased): the view a pair with a
+    CRM's contacts uses (``syncline.contacts``).
+
+    Only the synced fields are read and written; the others (``account_id``, ``marketing_opt_in``, an address's
+    ``line2`` and ``country``) stay the OMS's own. A write is compare-and-swap on the row version (bumped by a
+    trigger on every write, an application's too) and marked as Syncline's (``origin``), so its outbox row is an
+    echo. A customer Syncline creates gets a ``customer_id`` derived from its e-mail.
+    """
+
+    def __init__(self, name: str, connection: Callable[[], Connection]) -> None:
+        self.name, self._connection = name, connection
+
+    def read(self, key: str) -> Copy | None:
+        rows = (
+            self._connection()
+            .execute(
+                f"SELECT {', '.join(SYNCED_FIELDS)}, changed_at, version, customer_id FROM customers "
+                f"WHERE {_EMAIL_MATCH} ORDER BY customer_id LIMIT 2",
+                [key],
+            )
+            .fetchall()
+        )
+        if len(rows) > 1:
+            raise AmbiguousCustomer(f"{self.name}: customers {rows[0][-1]} and {rows[1][-1]} share the e-mail {key}")
+        return self._copy(rows[0]) if rows else None
+
+    def key_of(self, customer_id: str) -> str | None:
+        """The pair's key (e-mail) of a customer an outbox notice names; None if gone or without one."""
+        row = self._connection().execute("SELECT email FROM customers WHERE customer_id = %s", [customer_id]).fetchone()
+        return contact_key(row[0]) if row else None
+
+    def write(self, key: str, values: Mapping[str, Any], *, expected_version: int | None) -> Copy:
+        wanted = contact_values({**values, "email": key})
+        fields = [wanted[name] for name in _SYNCED_COLUMNS]
+        address = Jsonb(wanted["address"] or {})
+        returning = f"RETURNING {', '.join(SYNCED_FIELDS)}, changed_at, version, customer_id"
+        connection = self._connection()
+        with connection.transaction():
+            _origin(connection, SYNCLINE_ORIGIN)
+            if expected_version is None:
+                customer_id = "email-" + hashlib.blake2b(key.encode(), digest_size=10).hexdigest()
+                row = connection.execute(
+                    f"INSERT INTO customers (customer_id, {', '.join(_SYNCED_COLUMNS)}, address, updated_at) "
+                    f"SELECT %s, {', '.join(['%s'] * len(_SYNCED_COLUMNS))}, NULLIF(%s::jsonb, '{{}}'), "
+                    f"clock_timestamp() WHERE NOT EXISTS (SELECT 1 FROM customers WHERE {_EMAIL_MATCH}) "
+                    f"ON CONFLICT (customer_id) DO NOTHING {returning}",
+                    [customer_id, *fields, address, key],
+                ).fetchone()
+            else:
+                assignments = ", ".join(f"{name} = %s" for name in _SYNCED_COLUMNS)
+                # The address's parts the pair does not carry are the OMS's own: kept.
+                row = connection.execute(
+                    f"UPDATE customers SET {assignments}, address = NULLIF((COALESCE(address, '{{}}'::jsonb) "
+                    f"- %s::text[]) || %s::jsonb, '{{}}'), updated_at = clock_timestamp(), source_version = NULL, "
+                    f"content_hash = NULL WHERE {_EMAIL_MATCH} AND version = %s {returning}",
+                    [*fields, list(ADDRESS_PARTS), address, key, expected_version],
+                ).fetchone()
+        if row is None:
+            raise StaleWrite(f"{self.name}: customer {key} changed since it was read")
+        return self._copy(row)
+
+    @staticmethod
+    def _copy(row: Sequence[Any]) -> Copy:
+        values = contact_values(dict(zip(SYNCED_FIELDS, row[: len(SYNCED_FIELDS)], strict=True)))
+        return Copy(values, row[-3], row[-2])

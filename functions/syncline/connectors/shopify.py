@@ -23,13 +23,14 @@ import json
 import logging
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Final, Literal
 
 import httpx
 
+from syncline.canonical.entities import Shipment
 from syncline.connectors import shopify_queries as q
 from syncline.connectors.http import ApiError, HttpApi, RetryPolicy
 from syncline.connectors.shopify_models import (
@@ -578,3 +579,112 @@ class ShopifyInventoryRecords:
             [QuantityChange(ids[0], ids[1], quantity, expected_version)], name=self.quantity_name
         )
         return Copy({self.quantity_name: quantity}, adjustment.created_at or self.clock(), version=quantity)
+
+
+# --- fulfilments: OMS shipments -> the order's fulfilment in the store ------------------------------------
+
+FULFILLABLE_ORDERS: Final = frozenset({"OPEN", "IN_PROGRESS"})
+SHIPPED: Final = frozenset({"shipped", "delivered"})
+
+
+@dataclass(frozen=True)
+class FulfillmentPlan:
+    """What ``fulfillmentCreate`` is to be sent for a shipment, or why nothing is (``skip``)."""
+
+    skip: str | None = None
+    fulfillment: Mapping[str, Any] = field(default_factory=dict)
+
+
+def plan_fulfillment(state: Mapping[str, Any], shipment: Shipment) -> FulfillmentPlan:
+    """Decide, from the order's fulfilment state as read (``OrderFulfillment``), what fulfilling ``shipment`` takes.
+
+    Idempotent by construction: an order already fulfilled, a fulfilment already carrying the shipment's tracking
+    number, or nothing left to ship of the shipment's SKUs plans nothing. Otherwise each shipment line takes what
+    the open fulfilment orders still have to ship of its SKU, up to its quantity.
+    """
+    if shipment.status not in SHIPPED:
+        return FulfillmentPlan(skip=f"shipment is {shipment.status}")
+    if state.get("displayFulfillmentStatus") == "FULFILLED":
+        return FulfillmentPlan(skip="order already fulfilled")
+    tracking = shipment.tracking_number
+    recorded = {
+        str(info.get("number"))
+        for fulfillment in state.get("fulfillments") or []
+        for info in fulfillment.get("trackingInfo") or []
+    }
+    if tracking and tracking in recorded:
+        return FulfillmentPlan(skip="shipment already recorded (its tracking number is on a fulfilment)")
+    wanted: dict[str, Decimal] = {}
+    for line in shipment.lines:
+        wanted[line.sku] = wanted.get(line.sku, Decimal(0)) + line.quantity
+    by_order: dict[str, list[dict[str, Any]]] = {}
+    for order in (state.get("fulfillmentOrders") or {}).get("nodes") or []:
+        if order.get("status") not in FULFILLABLE_ORDERS:
+            continue
+        for item in (order.get("lineItems") or {}).get("nodes") or []:
+            left = wanted.get(str(item.get("sku") or ""), Decimal(0))
+            take = min(int(item.get("remainingQuantity") or 0), int(left))
+            if take > 0:
+                wanted[str(item["sku"])] = left - take
+                by_order.setdefault(str(order["id"]), []).append({"id": item["id"], "quantity": take})
+    if not by_order:
+        return FulfillmentPlan(skip="nothing of the shipment is left to fulfil")
+    fulfillment: dict[str, Any] = {
+        "lineItemsByFulfillmentOrder": [
+            {"fulfillmentOrderId": order_id, "fulfillmentOrderLineItems": items} for order_id, items in by_order.items()
+        ],
+        "notifyCustomer": False,
+    }
+    if tracking or shipment.carrier:
+        fulfillment["trackingInfo"] = {
+            key: value for key, value in {"company": shipment.carrier, "number": tracking}.items() if value
+        }
+    return FulfillmentPlan(fulfillment=fulfillment)
+
+
+class OrderNotInStore(LookupError):
+    """The shipment's order is not in the store (not one of its orders, or deleted): retrying will not help."""
+
+    retryable = False
+
+
+class ShopifyFulfillments:
+    """OMS shipments as fulfilments of a store's orders, each created once (``plan_fulfillment``)."""
+
+    def __init__(self, admin: ShopifyAdmin) -> None:
+        self.admin = admin
+
+    def state(self, order_id: str) -> dict[str, Any] | None:
+        data = self.admin.graphql(
+            "OrderFulfillment",
+            q.ORDER_FULFILLMENT,
+            {"id": _gid("Order", order_id), "fulfillmentOrders": 5, "lines": 50},
+        )
+        order = data.get("order")
+        return dict(order) if order else None
+
+    def fulfill(self, shipment: Shipment) -> str:
+        """Create the shipment's fulfilment; returns "created" or the reason nothing was needed. A refusal is
+        checked against the order as it is now (a concurrent worker may have fulfilled it first)."""
+        plan = self._plan(shipment)
+        if plan.skip is not None:
+            return plan.skip
+        result = self.admin.graphql("FulfillmentCreate", q.FULFILLMENT_CREATE, {"fulfillment": dict(plan.fulfillment)})[
+            "fulfillmentCreate"
+        ]
+        if result.get("userErrors"):
+            again = self._plan(shipment)
+            if again.skip is not None:
+                return again.skip
+            raise ShopifyUserError("fulfillmentCreate", result["userErrors"])
+        return "created"
+
+    def _plan(self, shipment: Shipment) -> FulfillmentPlan:
+        state = self.state(shipment.order_id)
+        if state is None:
+            raise OrderNotInStore(f"order {shipment.order_id} of shipment {shipment.shipment_id} is not in the store")
+        return plan_fulfillment(state, shipment)
+
+
+def _gid(kind: str, value: str) -> str:
+    return value if value.startswith("gid://") else f"gid://shopify/{kind}/{value}"

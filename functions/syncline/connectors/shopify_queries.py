@@ -164,3 +164,27 @@ def expected_cost(operation: str, variables: Mapping[str, object]) -> int:
 
 def _int(value: object) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+# An order's fulfilment state: its fulfilment orders with what each line still has to ship, and the fulfilments
+# made so far with their tracking (a shipment already recorded is recognised by its tracking number).
+ORDER_FULFILLMENT: Final = """
+query OrderFulfillment($id: ID!, $fulfillmentOrders: Int!, $lines: Int!) {
+  order(id: $id) {
+    id displayFulfillmentStatus
+    fulfillmentOrders(first: $fulfillmentOrders) {
+      nodes { id status lineItems(first: $lines) { nodes { id sku remainingQuantity } } }
+    }
+    fulfillments(first: 50) { id status trackingInfo(first: 5) { company number url } }
+  }
+}
+"""
+
+FULFILLMENT_CREATE: Final = """
+mutation FulfillmentCreate($fulfillment: FulfillmentInput!, $message: String) {
+  fulfillmentCreate(fulfillment: $fulfillment, message: $message) {
+    fulfillment { id status trackingInfo(first: 5) { company number url } }
+    userErrors { field message }
+  }
+}
+"""

@@ -147,9 +147,12 @@ def _report(console: Console, stack: LocalStack, work_dir: Path, rounds: list[Ro
     equal, compared = demo_stores.stores_agree(stack)
     mark = "[green]✓[/]" if equal == compared else "[red]✗[/]"
     console.print(f"{mark} the two stores agree on {equal} of {compared} records")
+    crm_ok = demo_stores.crm_and_oms_agree(stack)
+    console.print(f"{'[green]✓[/]' if crm_ok else '[red]✗[/]'} HubSpot and the OMS agree on both customers")
     return {
         "pairs": pairs,
         "stores_agree": {"equal": equal, "compared": compared},
+        "crm_agrees": crm_ok,
         "rounds": [
             {
                 "title": r.title,

@@ -98,6 +98,35 @@ source = "store_a"
 target = "oms"
 entity = "order"
 
+[systems.crm]
+kind = "hubspot"
+secret = "syncline/hubspot"
+app_id = "1357924"
+
+[webhooks.crm]
+scheme = "hubspot"
+secret = "syncline/webhooks/crm"
+system = "crm"
+[webhooks.crm.topics."contact.creation"]
+entity = "contact"
+key = ["objectId"]
+[webhooks.crm.topics."contact.propertyChange"]
+entity = "contact"
+key = ["objectId"]
+
+[[pairs]]
+name = "crm-customers"
+source = "crm"
+target = "oms"
+entity = "contact"
+direction = "two_way"
+
+[[pairs]]
+name = "oms-shipments"
+source = "oms"
+target = "store_a"
+entity = "shipment"
+
 [[pairs]]
 name = "erp-cmms-spares"
 source = "sage300"
@@ -141,8 +170,47 @@ def store_activity(stack: LocalStack) -> str:
     variant = next(v for v, data in a.variants.items() if data["sku"] == STORE_SKUS[1])
     order = a.add_order([(variant, 1)])
     stack.settle()
-    a.update_order(order, fulfillment_status="FULFILLED")
-    return "3 sales in store A, 1 in store B, SKU-0005 changed in both at once, 1 order placed then fulfilled"
+    _ship(stack, "SH-1001", order, STORE_SKUS[1], "1Z-DEMO-1")  # the warehouse ships it: recorded in the OMS
+    # The CRM and the OMS each change a customer.
+    crm = stack.sandboxes["crm"]
+    contact = crm.seed("contacts", {"email": "ada@example.com", "firstname": "Ada", "lastname": "Lovelace"})
+    crm.user_edit("contacts", contact, {"phone": "+44 20 7946 0000"})
+    stack.oms().execute(
+        "INSERT INTO customers (customer_id, email, first_name, last_name, updated_at) "
+        "VALUES ('C-1', 'grace@example.com', 'Grace', 'Hopper', now())"
+    )
+    return (
+        "3 sales in store A, 1 in store B, SKU-0005 changed in both at once, an order placed and shipped from the "
+        "OMS, a contact edited in HubSpot, a customer created in the OMS"
+    )
+
+
+def _ship(stack: LocalStack, shipment_id: str, order_id: str, sku: str, tracking: str) -> None:
+    """The OMS's own application records a shipment (its outbox makes it a change to publish)."""
+    oms = stack.oms()
+    with oms.transaction():
+        oms.execute(
+            "INSERT INTO shipments (shipment_id, order_id, status, carrier, tracking_number, updated_at) "
+            "VALUES (%s, %s, 'shipped', 'UPS', %s, now())",
+            [shipment_id, order_id, tracking],
+        )
+        oms.execute(
+            "INSERT INTO shipment_lines (shipment_id, line_no, sku, quantity) VALUES (%s, 1, %s, 1)",
+            [shipment_id, sku],
+        )
+
+
+def crm_and_oms_agree(stack: LocalStack) -> bool:
+    """Both customers exist on both sides with the same names."""
+    crm = stack.sandboxes["crm"]
+    for email in ("ada@example.com", "grace@example.com"):
+        contact = crm.find("contacts", "email", email)
+        row = stack.oms().execute("SELECT first_name, last_name FROM customers WHERE email = %s", [email]).fetchone()
+        if contact is None or row is None:
+            return False
+        if (contact.properties.get("firstname"), contact.properties.get("lastname")) != tuple(row):
+            return False
+    return True
 
 
 def _item(stack: LocalStack, store: str, sku: str) -> str:
@@ -190,7 +258,7 @@ def pair_figures(stack: LocalStack, log_file: Path) -> list[dict[str, Any]]:
             row["skipped"] += record.get("echoes", 0)
             row["settled"] += record.get("settled_by_policy", 0)
             row["review"] += record.get("conflicts", 0)
-        elif message == "order batch":
+        elif message in {"order batch", "shipment batch"}:
             row = figures[record["pair"]]
             row["seen"] += record.get("notices", 0)
             row["synced"] += record.get("written", 0)

@@ -25,6 +25,7 @@ from syncline.adapters.pg_records import PostgresRecords
 from syncline.adapters.storefront_pg import ensure_schema
 from syncline.config import (
     FracttalSystem,
+    HubSpotSystem,
     OmsSystem,
     PostgresSystem,
     ShopifySystem,
@@ -40,11 +41,12 @@ from syncline.local.postgres import ERP_READER, PostgresServer
 from syncline.local.provision import Resources, provision
 from syncline.local.sage300 import Sage300Emulator
 from syncline.local.sandboxes.fracttal import FracttalSandbox
+from syncline.local.sandboxes.hubspot import HubSpotSandbox
 from syncline.local.sandboxes.shopify import ShopifySandbox
 from syncline.local.webhook_sender import WebhookSender, generate_secret
 from syncline.settings import ENV_CONFIG, ENV_STATE_COMMIT
 from syncline.systems import ENV_ENDPOINTS
-from syncline.topology import Topology, build_topology
+from syncline.topology import Topology, build_topology, outbox_schedule_id
 
 ERP_DATABASE = "sage300"
 STOREFRONT_DATABASE = "storefront"
@@ -214,6 +216,10 @@ class LocalStack:
         """An admin connection to the storefront database (to inspect what Syncline wrote)."""
         return self._connect(STOREFRONT_DATABASE)
 
+    def oms(self, system: str = "oms") -> Any:
+        """A connection to OMS ``system``'s database as its own application uses it (its writes are not echoes)."""
+        return self._connect(system)
+
     def _connect(self, database: str) -> Any:
         connection = self.postgres.connect(database)
         self._connections.append(connection)
@@ -232,6 +238,17 @@ class LocalStack:
             raise invocation.error
         return invocation
 
+    def drain_outbox(self) -> list[Invocation]:
+        """Run every OMS outbox drainer as its schedule would; raise if one failed."""
+        invocations = []
+        for schedule in self.topology.schedules:
+            if schedule.id.startswith(outbox_schedule_id("")):
+                invocation = self.run_schedule(schedule.id)
+                if invocation.error is not None:
+                    raise invocation.error
+                invocations.append(invocation)
+        return invocations
+
     def drain(self, queue_id: str | None = None, **options: Any) -> list[PollOutcome]:
         """Deliver queued messages until the queue (default: every queue) stays empty."""
         outcomes: list[PollOutcome] = []
@@ -241,12 +258,13 @@ class LocalStack:
         return outcomes
 
     def settle(self, rounds: int = 20) -> int:
-        """Deliver queued messages and the sandboxes' webhooks until nothing moves; the messages delivered.
-        Raises if it does not settle within ``rounds`` (a sync loop)."""
+        """Deliver queued messages, the sandboxes' webhooks and the OMS outboxes until nothing moves; the messages
+        delivered. Raises if it does not settle within ``rounds`` (a sync loop)."""
         delivered = 0
         for _ in range(rounds):
             for sandbox in self.sandboxes.values():
                 sandbox.flush()
+            self.drain_outbox()
             moved = sum(outcome.received for outcome in self.drain())
             if moved == 0:
                 return delivered
@@ -343,6 +361,13 @@ def _start_sandboxes(config: SynclineConfig) -> tuple[dict[str, Any], dict[str, 
             for code, location_id in system.locations.items():
                 sandboxes[name].add_location(code, location_id)
             secrets[system.secret] = {"access_token": token}
+        elif isinstance(system, HubSpotSystem):
+            token = "pat-na1-" + secrets_module.token_hex(16)
+            # auto_deliver: each change queues its webhook batch at once, sent from the background like HubSpot's.
+            sandboxes[name] = HubSpotSandbox(seed=len(sandboxes), auto_deliver=True).start()
+            sandboxes[name].deliver_in_background()
+            sandboxes[name].add_app(token, system.app_id)
+            secrets[system.secret] = {"token": token}
         elif isinstance(system, FracttalSystem):
             client_id, client_secret = f"syncline-{name}", secrets_module.token_urlsafe(24)
             sandboxes[name] = FracttalSandbox(clients={client_id: client_secret}, seed=len(sandboxes)).start()

@@ -22,7 +22,7 @@ from urllib.parse import parse_qs
 
 from pydantic import ValidationError
 
-from syncline.config import WebhookSource
+from syncline.config import HubSpotSystem, SynclineConfig, WebhookSource
 from syncline.models import KEY_SEPARATOR, ChangeNotice
 from syncline.ports import DeliveryClaim, DeliveryStore, NoticePublisher
 from syncline.webhooks.signatures import HmacScheme, MalformedSignatureHeader, Scheme, SignatureError, verify
@@ -150,6 +150,8 @@ class Ingress:
     deliveries: DeliveryStore
     publisher: NoticePublisher
     clock: Callable[[], float] = time.time
+    # Source name -> "is this event our own write coming back?" (``echo_filters``): such events publish nothing.
+    echoes: Mapping[str, Callable[[Any], bool]] = field(default_factory=dict)
     _schemes: dict[str, Scheme | str] = field(default_factory=dict)
 
     def receive(self, request: WebhookRequest) -> Outcome:
@@ -169,6 +171,9 @@ class Ingress:
             # Slack's one-time handshake when the Events API URL is saved: echo the (signed) challenge.
             return Outcome("challenge", 200, challenge=str(_field(payload, "challenge") or ""))
         events = list(_events(request, source, payload))
+        is_echo = self.echoes.get(request.source)
+        if is_echo is not None:
+            events = [event for event in events if not is_echo(event.payload)]
         mapped = [
             (event, source.topics.get(event.topic or "") or source.topics.get(WILDCARD_TOPIC)) for event in events
         ]
@@ -280,6 +285,24 @@ class Ingress:
         # See _publish_once: a failure here means at worst a duplicate notice, never a lost one.
         with contextlib.suppress(Exception):
             self.deliveries.complete(source, delivery_id, token, now=now)
+
+
+def echo_filters(config: SynclineConfig) -> dict[str, Callable[[Any], bool]]:
+    """Per webhook source, how to recognise the echo of Syncline's own write: for a HubSpot source whose system
+    is a HubSpot portal, an event whose ``changeSource``/``sourceId`` name the system's app
+    (``connectors.hubspot.WebhookTranslator.is_echo``)."""
+    filters: dict[str, Callable[[Any], bool]] = {}
+    for name, source in config.webhooks.items():
+        system = config.systems.get(source.system or name)
+        if source.scheme == "hubspot" and isinstance(system, HubSpotSystem):
+            from syncline.connectors.hubspot import WebhookTranslator  # noqa: PLC0415 - httpx only where used
+
+            filters[name] = _echo_of(WebhookTranslator(app_id=system.app_id).is_echo)
+    return filters
+
+
+def _echo_of(is_echo: Callable[[Mapping[str, Any]], bool]) -> Callable[[Any], bool]:
+    return lambda event: isinstance(event, Mapping) and is_echo(event)
 
 
 def parse_webhook_secret(value: str) -> list[str]:

@@ -13,6 +13,9 @@
   user errors; ``@idempotent(key:)`` replays the first result for the same key and input, and refuses the key
   with other input (``IDEMPOTENCY_KEY_PARAMETER_MISMATCH``). Before 2026-01 the directive and
   ``changeFromQuantity`` do not exist in the schema.
+- Orders have a fulfilment order each; ``fulfillmentCreate`` fulfils its lines up to what remains (all or nothing,
+  ``userErrors`` otherwise), records the tracking, moves ``displayFulfillmentStatus`` to ``PARTIALLY_FULFILLED``
+  or ``FULFILLED`` and sends ``orders/updated``.
 - Ids are GIDs whose numeric parts start above 2^53. Cursors are opaque base64.
 - Webhooks (``inventory_levels/update``, ``products/update``, ``orders/create``, ``orders/updated``) are REST-
   shaped bodies with integer ids, signed with the ``shopify`` scheme and sent with Shopify's headers.
@@ -127,6 +130,9 @@ class ShopifySandbox(Sandbox):
         self.items: dict[str, dict[str, Any]] = {}
         self.levels: dict[tuple[str, str], _Level] = {}
         self.orders: dict[str, dict[str, Any]] = {}
+        # order id -> its fulfilment orders (one per order here: one location) and the fulfilments made
+        self.fulfillment_orders: dict[str, list[dict[str, Any]]] = {}
+        self.fulfillments: dict[str, list[dict[str, Any]]] = {}
         self._idempotency: dict[str, tuple[str, Any]] = {}
         self.operations: Counter[str] = Counter()  # operation name -> requests served (not throttled)
         self.throttled = 0  # THROTTLED answers
@@ -264,6 +270,21 @@ class ShopifySandbox(Sandbox):
                 "total": total,
             }
             self.orders[order_id] = order
+            self.fulfillment_orders[order_id] = [
+                {
+                    "id": f"{GID}FulfillmentOrder/{self._id()}",
+                    "status": "OPEN",
+                    "lines": [
+                        {
+                            "id": f"{GID}FulfillmentOrderLineItem/{self._id()}",
+                            "sku": self.variants[variant_id]["sku"],
+                            "remainingQuantity": quantity,
+                        }
+                        for variant_id, quantity in lines
+                    ],
+                }
+            ]
+            self.fulfillments[order_id] = []
             payload = self._order_payload(order)
         self.deliver("orders/create", payload)
         return order_id
@@ -493,6 +514,95 @@ class ShopifySandbox(Sandbox):
         return _Outcome(
             {"orders": {"pageInfo": info, "nodes": data}},
             actual=2 + sum(5 + 3 * len(o["lineItems"]["nodes"]) for o in data),
+        )
+
+    def _op_order_fulfillment(self, variables: Mapping[str, Any], query: str, version: str) -> _Outcome:
+        order_id = str(variables.get("id"))
+        order = self.orders.get(order_id)
+        if order is None:
+            return _Outcome({"order": None}, actual=1)
+        first, lines = int(variables.get("fulfillmentOrders") or 0), int(variables.get("lines") or 0)
+        node = {
+            "id": order_id,
+            "displayFulfillmentStatus": order["displayFulfillmentStatus"],
+            "fulfillmentOrders": {
+                "nodes": [
+                    {
+                        "id": fo["id"],
+                        "status": fo["status"],
+                        "lineItems": {"nodes": [dict(line) for line in fo["lines"][:lines]]},
+                    }
+                    for fo in self.fulfillment_orders[order_id][:first]
+                ]
+            },
+            "fulfillments": [
+                {"id": f["id"], "status": f["status"], "trackingInfo": list(f["trackingInfo"])}
+                for f in self.fulfillments[order_id]
+            ],
+        }
+        return _Outcome(
+            {"order": node}, actual=3 + sum(1 + len(fo["lines"]) for fo in self.fulfillment_orders[order_id])
+        )
+
+    def _op_fulfillment_create(self, variables: Mapping[str, Any], query: str, version: str) -> _Outcome:
+        """``fulfillmentCreate``: all or nothing; each line at most its remaining quantity, fulfilment orders open."""
+        given = variables.get("fulfillment") or {}
+        owners = {fo["id"]: (order_id, fo) for order_id, fos in self.fulfillment_orders.items() for fo in fos}
+        requests = given.get("lineItemsByFulfillmentOrder") or []
+        if not requests:
+            return _user_errors("fulfillmentCreate", [_error(["fulfillment"], "Line items are required", "")])
+        take: list[tuple[dict[str, Any], int]] = []
+        orders = set()
+        for index, request in enumerate(requests):
+            found = owners.get(str(request.get("fulfillmentOrderId")))
+            path = ["fulfillment", "lineItemsByFulfillmentOrder", str(index)]
+            if found is None:
+                return _user_errors("fulfillmentCreate", [_error(path, "Fulfillment order does not exist.", "")])
+            order_id, fo = found
+            orders.add(order_id)
+            if fo["status"] not in {"OPEN", "IN_PROGRESS"}:
+                message = f"Fulfillment order {fo['id']} has an unfulfillable status= {fo['status'].lower()}."
+                return _user_errors("fulfillmentCreate", [_error(path, message, "")])
+            wanted = request.get("fulfillmentOrderLineItems")
+            lines = {line["id"]: line for line in fo["lines"]}
+            if not wanted:  # none named: every line's remaining quantity
+                take += [(line, line["remainingQuantity"]) for line in fo["lines"] if line["remainingQuantity"] > 0]
+                continue
+            for item in wanted:
+                line = lines.get(str(item.get("id")))
+                quantity = item.get("quantity")
+                if line is None or not isinstance(quantity, int) or not 0 < quantity <= line["remainingQuantity"]:
+                    message = "Invalid fulfillment order line item quantity requested."
+                    return _user_errors("fulfillmentCreate", [_error(path, message, "")])
+                take.append((line, quantity))
+        if len(orders) != 1 or not take:
+            message = "Fulfillment orders must belong to the same order and have something to fulfill."
+            return _user_errors("fulfillmentCreate", [_error(["fulfillment"], message, "")])
+        (order_id,) = orders
+        for line, quantity in take:
+            line["remainingQuantity"] -= quantity
+        for fo in self.fulfillment_orders[order_id]:
+            left = sum(line["remainingQuantity"] for line in fo["lines"])
+            fo["status"] = "CLOSED" if left == 0 else "IN_PROGRESS" if fo["status"] == "OPEN" and take else fo["status"]
+        tracking = given.get("trackingInfo") or {}
+        fulfillment = {
+            "id": f"{GID}Fulfillment/{self._id()}",
+            "status": "SUCCESS",
+            "trackingInfo": [{"company": tracking.get("company"), "number": tracking.get("number"), "url": None}]
+            if tracking
+            else [],
+        }
+        self.fulfillments[order_id].append(fulfillment)
+        order = self.orders[order_id]
+        every = [line for fo in self.fulfillment_orders[order_id] for line in fo["lines"]]
+        order["displayFulfillmentStatus"] = (
+            "FULFILLED" if all(line["remainingQuantity"] == 0 for line in every) else "PARTIALLY_FULFILLED"
+        )
+        order["updatedAt"] = _now()
+        self.applied["fulfillmentCreate"] += 1
+        return _Outcome(
+            {"fulfillmentCreate": {"fulfillment": fulfillment, "userErrors": []}},
+            webhooks=[("orders/updated", self._order_payload(order))],
         )
 
     def _op_shop(self, variables: Mapping[str, Any], query: str, version: str) -> _Outcome:
@@ -856,6 +966,7 @@ def _requested_cost(operation: str, variables: Mapping[str, Any]) -> int:
         "Products": connection(count("first"), 1 + connection(count("variants"), 2)),
         "Order": 3 + connection(count("lines"), 3),
         "Orders": connection(count("first"), 3 + connection(count("lines"), 3)),
+        "OrderFulfillment": 1 + connection(count("fulfillmentOrders"), 1 + connection(count("lines"), 1)) + 10,
     }
     return costs.get(operation, 10)
 
@@ -870,6 +981,8 @@ _HANDLERS: dict[str, _Handler] = {
     "Order": ShopifySandbox._op_order,
     "Orders": ShopifySandbox._op_orders,
     "Shop": ShopifySandbox._op_shop,
+    "OrderFulfillment": ShopifySandbox._op_order_fulfillment,
+    "FulfillmentCreate": ShopifySandbox._op_fulfillment_create,
     "InventorySet": ShopifySandbox._op_inventory_set,
     "VariantsBulkUpdate": ShopifySandbox._op_variants_bulk_update,
     "ProductUpdate": ShopifySandbox._op_product_update,

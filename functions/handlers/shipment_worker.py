@@ -1,0 +1,17 @@
+"""SQS-triggered shipment worker: OMS shipment notices -> each shipment read fresh from the OMS -> the store's
+fulfilment of its order (once, with tracking); see ``handlers.record_worker``."""
+
+from __future__ import annotations
+
+from handlers.record_worker import record_handler
+from syncline.shipments import ENTITY, shipment_sync
+
+handler = record_handler(
+    ENTITY,
+    lambda deps, pair: shipment_sync(
+        pair.name,
+        deps.systems().shipment_source(pair.source),
+        deps.systems().fulfillment_target(pair.target),
+        deps.dead_letters(),
+    ),
+)

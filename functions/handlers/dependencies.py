@@ -28,6 +28,7 @@ from syncline.webhooks.ingress import Ingress, echo_filters, parse_webhook_secre
 if TYPE_CHECKING:
     from syncline.adapters.sqs import SqsDeadLetterSink
     from syncline.adapters.storefront_pg import PostgresStorefront
+    from syncline.business_alerts import StockAlerts
     from syncline.db import DbSettings
     from syncline.erp.sage300 import Sage300Reader
     from syncline.poller import PollLimits
@@ -189,6 +190,25 @@ class Dependencies:
             lambda: datetime.now(UTC),
             timedelta(hours=self.config.review.escalate_after_hours),
             SnsEscalation(aws.sns(), topic) if topic else None,
+        )
+
+    def stock_alerts(self, pair_name: str) -> StockAlerts | None:
+        """Business alerts on the levels a pair writes ([monitoring.stock]); crossings go on the bus as
+        StockLevelCrossed events (rules route them to alerting). None when stock alerts are off."""
+        settings = self.config.monitoring.stock
+        if not settings.enabled:
+            return None
+        from syncline.adapters.stock_bands_dynamodb import DynamoStockBands  # noqa: PLC0415
+        from syncline.business_alerts import StockAlerts  # noqa: PLC0415
+
+        pair = self.config.pair(pair_name)
+        return StockAlerts(
+            pair.name,
+            pair.source,
+            settings,
+            DynamoStockBands(aws.dynamodb(), self.settings.table_name),
+            self.publisher().publish_event,
+            locations=tuple(pair.locations.values()),
         )
 
     def pair_into(self, target: str, entity: str) -> PairContext:

@@ -37,6 +37,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         source=deps.erp_reader(pair.source),
         state=deps.state(),
         target=deps.inventory_target(target),
+        stock_alerts=deps.stock_alerts(pair.name),
         dead_letters=deps.dead_letters(),
     )
     if result.failure:
@@ -66,6 +67,8 @@ def _report(result: BatchResult) -> None:
         logger.warning("dead-lettered", extra={"reason": letter.reason, "letter": letter.model_dump(mode="json")})
     if result.failure:
         logger.error("batch partly failed, SQS will redeliver", extra={"failure": result.failure})
+    if result.alert_failure:
+        logger.warning("stock alerts not published (the sync committed)", extra={"failure": result.alert_failure})
     logger.info(
         "batch synced",
         extra={

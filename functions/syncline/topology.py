@@ -252,6 +252,8 @@ def build_topology(config: SynclineConfig) -> Topology:
                 environment={"SYNCLINE_TARGET": target},
                 table_access="readwrite",
                 dead_letters_to=queue.id,
+                # Stock alerts go on the bus as StockLevelCrossed events.
+                publishes_notices=entity == "inventory_level" and config.monitoring.stock.enabled,
                 secrets=tuple(sorted({target, *(p.source for p in pairs)})),
             )
         )

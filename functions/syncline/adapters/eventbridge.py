@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from itertools import groupby
 from typing import TYPE_CHECKING, Any
 
+from syncline.canonical.events import CanonicalEvent
 from syncline.models import ChangeNotice, NoticeBatch
 from syncline.topology import NOTICE_DETAIL_TYPE, NOTICE_SOURCE_PREFIX
 
@@ -48,6 +49,21 @@ class EventBridgePublisher:
             "Detail": detail,
             **({"TraceHeader": notices[0].trace_id} if notices[0].trace_id else {}),
         }
+
+    def publish_event(self, event: CanonicalEvent[Any]) -> None:
+        """One canonical event (e.g. StockLevelCrossed) on the bus: source ``syncline.<system>``, detail-type
+        the event type, detail the versioned JSON (schemas/v1); rules route it to alerting or consumers."""
+        self._put(
+            [
+                {
+                    "EventBusName": self._bus,
+                    "Source": f"{NOTICE_SOURCE_PREFIX}{event.source_system}",
+                    "DetailType": event.event_type,
+                    "Detail": event.model_dump_json(),
+                    **({"TraceHeader": event.trace_id} if event.trace_id else {}),
+                }
+            ]
+        )
 
     def _put(self, entries: list[PutEventsRequestEntryTypeDef]) -> None:
         for attempt in range(5):

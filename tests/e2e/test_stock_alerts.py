@@ -1,0 +1,64 @@
+"""Business stock alerts on the local stack: ERP stock crossing a reorder point, running out and coming back
+puts one StockLevelCrossed event each on the bus (a rule takes them to a queue here), only on crossings."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from syncline.config import DEFAULT_PATH
+from syncline.local.sage300 import Stock
+from syncline.local.stack import LocalStack
+
+ALERTS = """
+[monitoring.stock]
+enabled = true
+reorder_points = { "BOLT-1" = 5 }
+"""
+
+
+@pytest.fixture
+def stack(services: tuple[Any, Any], tmp_path: Path) -> Iterator[LocalStack]:
+    moto, postgres = services
+    moto.reset()
+    config = tmp_path / "syncline.toml"
+    config.write_text(DEFAULT_PATH.read_text() + ALERTS)
+    local = LocalStack.up(moto=moto, postgres=postgres, work_dir=tmp_path, config_path=config)
+    yield local
+    local.down()
+
+
+def test_stock_crossings_are_published_once_each_as_events(stack: LocalStack) -> None:
+    events, sqs = boto3.client("events"), boto3.client("sqs")
+    inbox = sqs.create_queue(QueueName="stock-alerts")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(
+        Name="stock-alerts",
+        EventBusName=stack.resources.bus,
+        EventPattern=json.dumps({"detail-type": ["StockLevelCrossed"]}),
+    )
+    events.put_targets(Rule="stock-alerts", EventBusName=stack.resources.bus, Targets=[{"Id": "inbox", "Arn": arn}])
+    erp = stack.erp()
+    erp.add_items([("BOLT-1", "Bolt")])
+
+    def move_to(quantity: int) -> list[str]:
+        erp.set_stock([Stock("BOLT-1", "1", Decimal(quantity))])
+        stack.poll_erp()
+        stack.settle()
+        received = sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10).get("Messages", [])
+        for message in received:
+            sqs.delete_message(QueueUrl=inbox, ReceiptHandle=message["ReceiptHandle"])
+        return [json.loads(m["Body"])["detail"]["data"]["kind"] for m in received]
+
+    assert move_to(10) == []  # first sight of the level: a backfill pages no one
+    assert move_to(4) == ["below_reorder_point"]
+    assert move_to(3) == []  # still below: not a crossing
+    assert move_to(0) == ["out_of_stock"]
+    assert move_to(8) == ["back_in_stock"]
+    assert stack.dead_letters("sync_storefront") == []

@@ -17,9 +17,9 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.constructs import pascal
-from syncline.config import NetworkConfig, System
+from syncline.config import AlertChannelConfig, NetworkConfig, System
 from syncline.settings import ENV_BUS, ENV_DLQ_URL, ENV_ESCALATION_TOPIC, ENV_TABLE
-from syncline.topology import FunctionSpec
+from syncline.topology import FunctionSpec, alert_channel_id
 
 RUNTIME = lambda_.Runtime.PYTHON_3_12
 ARCHITECTURE = lambda_.Architecture.ARM_64
@@ -52,6 +52,23 @@ def import_secrets(scope: Construct, systems: Mapping[str, System]) -> dict[str,
             secretsmanager.Secret.from_secret_complete_arn(scope, construct_id, system.secret)
             if system.secret.startswith("arn:")
             else secretsmanager.Secret.from_secret_name_v2(scope, construct_id, system.secret)
+        )
+    return secrets
+
+
+def import_alert_secrets(
+    scope: Construct, channels: Mapping[str, AlertChannelConfig]
+) -> dict[str, secretsmanager.ISecret]:
+    """Reference (never create) each Slack / PagerDuty channel's secret, keyed as its FunctionSpec names it."""
+    secrets: dict[str, secretsmanager.ISecret] = {}
+    for name, channel in channels.items():
+        if channel.kind == "ses":
+            continue  # addresses are configuration; SES is granted through sends_email_as
+        construct_id = f"Alert{pascal(''.join(c if c.isalnum() else '_' for c in name))}Secret"
+        secrets[alert_channel_id(name)] = (
+            secretsmanager.Secret.from_secret_complete_arn(scope, construct_id, channel.secret)
+            if channel.secret.startswith("arn:")
+            else secretsmanager.Secret.from_secret_name_v2(scope, construct_id, channel.secret)
         )
     return secrets
 

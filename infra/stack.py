@@ -19,7 +19,7 @@ from infra.constructs.schedules import Schedules
 from infra.constructs.state_table import StateTable
 from infra.constructs.sync_queue import SyncQueue
 from infra.constructs.webhook_api import WebhookApi, import_webhook_secrets
-from infra.function_builder import FunctionBuilder, import_secrets
+from infra.function_builder import FunctionBuilder, import_alert_secrets, import_secrets
 from syncline.config import SynclineConfig
 from syncline.topology import Topology
 
@@ -86,7 +86,11 @@ class SynclineStack(Stack):
             bus=self.notices.bus,
             dead_letter_queues={queue_id: queue.dead_letter_queue for queue_id, queue in self.queues.items()},
             queues={queue_id: queue.queue for queue_id, queue in self.queues.items()},
-            secrets={**import_secrets(self, config.systems), **import_webhook_secrets(self, config.webhooks)},
+            secrets={
+                **import_secrets(self, config.systems),
+                **import_webhook_secrets(self, config.webhooks),
+                **import_alert_secrets(self, config.alert_channels),
+            },
             network=config.network,
             table_indexed=bool(topology.table.indexes),
             escalation_topic=self.escalation_topic,

@@ -10,12 +10,13 @@ import re
 import tomllib
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from syncline.conflicts import LastWriterWinsSpec, PolicySpec, RecordPolicy, build_rule
 from syncline.monitoring_config import MonitoringConfig
+from syncline.notify import NotificationRule
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "syncline.toml"
 
@@ -271,6 +272,57 @@ class ReviewConfig(_Strict):
     escalate_after_hours: float = Field(4.0, gt=0, description="a conflict pending longer is escalated (SNS)")
 
 
+class Located(ValueError):
+    """A cross-field problem at a known place in the file: ``load_config`` reports ``loc`` with its line."""
+
+    def __init__(self, loc: tuple[int | str, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc, self.message = loc, message
+
+
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
+
+class SlackChannelConfig(_Strict):
+    """A Slack incoming webhook. The secret holds the webhook URL (the URL is the credential): the plain
+    string, or ``{"url": "https://hooks.slack.com/services/..."}``."""
+
+    kind: Literal["slack"]
+    secret: str = Field(description="Secrets Manager name or ARN holding the webhook URL")
+
+
+class PagerDutyChannelConfig(_Strict):
+    """PagerDuty Events API v2. The secret holds the integration (routing) key: the plain string, or
+    ``{"routing_key": "..."}``."""
+
+    kind: Literal["pagerduty"]
+    secret: str = Field(description="Secrets Manager name or ARN holding the routing key")
+    base_url: str = Field("https://events.pagerduty.com", pattern=r"^https?://", description="e.g. the EU service")
+
+
+class SesChannelConfig(_Strict):
+    """E-mail through Amazon SES from a verified identity; addresses are configuration, not secrets."""
+
+    kind: Literal["ses"]
+    sender: str = Field(pattern=EMAIL_PATTERN, description="a verified SES identity (address or its domain)")
+    recipients: list[str] = Field(min_length=1, max_length=50)
+    configuration_set: str | None = None
+    subject_prefix: str = Field("[Syncline]", max_length=50)
+
+    @model_validator(mode="after")
+    def _addresses(self) -> SesChannelConfig:
+        for index, address in enumerate(self.recipients):
+            if not re.fullmatch(EMAIL_PATTERN, address):
+                raise Located(("recipients", index), f"{address!r} is not an e-mail address")
+        return self
+
+
+AlertChannelConfig = Annotated[
+    SlackChannelConfig | PagerDutyChannelConfig | SesChannelConfig, Field(discriminator="kind")
+]
+ALERT_CHANNEL_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+
+
 class SynclineConfig(_Strict):
     app: str = "syncline"
     systems: dict[str, System]
@@ -281,6 +333,35 @@ class SynclineConfig(_Strict):
     webhooks: dict[str, WebhookSource] = Field(default_factory=dict)
     network: NetworkConfig | None = None
     deploy: DeployConfig = DeployConfig()
+    alert_channels: dict[str, AlertChannelConfig] = Field(
+        default_factory=dict, description="outbound alert channels by name: slack, pagerduty or ses"
+    )
+    notifications: list[NotificationRule] = Field(
+        default_factory=list, description="rules sending a templated message when a canonical event matches"
+    )
+
+    @model_validator(mode="after")
+    def _notifications_name_known_channels(self) -> SynclineConfig:
+        for name in self.alert_channels:
+            if not re.fullmatch(ALERT_CHANNEL_PATTERN, name):
+                raise Located(("alert_channels", name), "use letters, digits, '_', '.' and '-' (at most 64)")
+        seen: dict[str, int] = {}
+        for index, rule in enumerate(self.notifications):
+            if rule.name in seen:
+                raise Located(
+                    ("notifications", index, "name"),
+                    f"rule name {rule.name!r} is used by notifications {seen[rule.name]} too",
+                )
+            seen[rule.name] = index
+            for position, channel in enumerate(rule.channels):
+                if channel not in self.alert_channels:
+                    configured = ", ".join(sorted(self.alert_channels)) or "none: declare [alert_channels.<name>]"
+                    raise Located(
+                        ("notifications", index, "channels", position),
+                        f"rule {rule.name!r}: channel {channel!r} is not declared under [alert_channels] "
+                        f"(declared: {configured})",
+                    )
+        return self
 
     @model_validator(mode="after")
     def _webhook_sources_are_url_safe(self) -> SynclineConfig:
@@ -359,9 +440,9 @@ def load_config(path: Path | str | None = None) -> SynclineConfig:
     except ValidationError as exc:
         lines = _line_index(text)
         problems = "; ".join(
-            f"{_where(lines, loc)}{'.'.join(str(part) for part in loc) or '(top level)'}: {error['msg']}"
+            f"{_where(lines, loc)}{'.'.join(str(part) for part in loc) or '(top level)'}: {message}"
             for error in exc.errors()
-            for loc in [_without_union_tag(error["loc"])]
+            for loc, message in [_located(error)]
         )
         raise ConfigError(f"{source}: {problems}") from None
 
@@ -369,11 +450,25 @@ def load_config(path: Path | str | None = None) -> SynclineConfig:
 SYSTEM_KINDS = ("sage300", "postgres", "shopify", "hubspot", "oms", "salesforce", "fracttal")
 
 
+ALERT_CHANNEL_KINDS = ("slack", "pagerduty", "ses")
+
+
 def _without_union_tag(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
     """pydantic puts the system's kind in the location of an error inside it (systems.x.shopify.shop): drop it."""
     if len(loc) >= 3 and loc[0] == "systems" and loc[2] in SYSTEM_KINDS:
         return (*loc[:2], *loc[3:])
+    if len(loc) >= 3 and loc[0] == "alert_channels" and loc[2] in ALERT_CHANNEL_KINDS:
+        return (*loc[:2], *loc[3:])
     return loc
+
+
+def _located(error: Any) -> tuple[tuple[int | str, ...], str]:
+    """Where an error is and what it says; a ``Located`` problem carries a place deeper than its validator's."""
+    loc, message = _without_union_tag(tuple(error["loc"])), str(error["msg"])
+    cause = (error.get("ctx") or {}).get("error")
+    if isinstance(cause, Located):
+        loc, message = (*loc, *cause.loc), cause.message
+    return loc, message
 
 
 def _line_index(text: str) -> dict[tuple[str, ...], int]:

@@ -23,6 +23,7 @@ that channel is tried again on the retry.
 
 from __future__ import annotations
 
+import json
 import secrets
 import string
 import threading
@@ -31,12 +32,16 @@ import types
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any, Protocol, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Protocol, Union, get_args, get_origin
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from syncline.canonical.events import EVENT_TYPES, CanonicalEvent
-from syncline.connectors.alerts import Alert, AlertChannel, Severity
+from syncline.connectors.alerts import Alert, AlertChannel, SecretResolver, Severity
+
+if TYPE_CHECKING:
+    from syncline.config import AlertChannelConfig
 
 ENVELOPE_FIELDS = ("event_type", "event_id", "event_key", "source_system", "occurred_at", "trace_id")
 OPERATORS = ("equals", "in_", "below", "below_field", "present")
@@ -412,3 +417,72 @@ def _render(rule: NotificationRule, template: str, context: Mapping[str, Any]) -
         return _TEMPLATE.vformat(template, (), context)
     except (ValueError, TypeError, KeyError, IndexError) as exc:  # e.g. a number format on a text field
         raise RuleError(f"rule {rule.name!r}: cannot render {template!r}: {exc}") from None
+
+
+# --- channels from configuration ---------------------------------------------------------------------------
+
+SECRET_FIELDS = {"slack": "url", "pagerduty": "routing_key"}
+
+
+def secret_value(raw: str, field: str) -> str:
+    """A channel secret holds the value itself, or a JSON object with it under ``field`` (``url`` for Slack,
+    ``routing_key`` for PagerDuty). The value never appears in an error."""
+    text = raw.strip()
+    if not text.startswith("{"):
+        return text
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        raise ValueError("the secret starts with '{' but is not valid JSON") from None
+    if not isinstance(value, dict) or not isinstance(value.get(field), str):
+        raise ValueError(f"the secret is a JSON object without a string {field!r}")
+    return str(value[field])
+
+
+def _rehost(url: str, base: str) -> str:
+    """``url`` with the scheme and host of ``base`` (a sandbox serving the service's own paths)."""
+    target, host = urlsplit(url), urlsplit(base)
+    return urlunsplit((host.scheme, host.netloc, target.path, target.query, target.fragment))
+
+
+def channels_from_config(
+    configured: Mapping[str, AlertChannelConfig],
+    resolve: SecretResolver,
+    *,
+    endpoints: Mapping[str, str] | None = None,
+    ses_client: Any = None,
+) -> dict[str, AlertChannel]:
+    """The ``[alert_channels]`` of the configuration as channels. ``resolve`` reads a secret by name at send
+    time; ``endpoints`` (``SYNCLINE_ENDPOINTS``, keyed by ``topology.alert_channel_id``) point a channel at
+    a sandbox: PagerDuty's base URL, the scheme and host of a Slack webhook URL."""
+    from syncline.connectors.alerts import PagerDutyEvents, SesEmail, SlackWebhook  # noqa: PLC0415
+    from syncline.topology import alert_channel_id  # noqa: PLC0415 - topology imports config, config this module
+
+    endpoints = endpoints or {}
+    channels: dict[str, AlertChannel] = {}
+    for name, settings in configured.items():
+        override = endpoints.get(alert_channel_id(name))
+        if settings.kind == "slack":
+
+            def slack_url(reference: str, override: str | None = override) -> str:
+                url = secret_value(resolve(reference), SECRET_FIELDS["slack"])
+                return _rehost(url, override) if override else url
+
+            channels[name] = SlackWebhook(name, settings.secret, slack_url)
+        elif settings.kind == "pagerduty":
+            channels[name] = PagerDutyEvents(
+                name,
+                settings.secret,
+                lambda reference: secret_value(resolve(reference), SECRET_FIELDS["pagerduty"]),
+                base_url=override or settings.base_url,
+            )
+        else:
+            channels[name] = SesEmail(
+                name,
+                settings.sender,
+                settings.recipients,
+                client=ses_client,
+                configuration_set=settings.configuration_set,
+                subject_prefix=settings.subject_prefix,
+            )
+    return channels

@@ -32,6 +32,15 @@ def webhook_secret_id(source: str) -> str:
     return f"webhook:{source}"
 
 
+def alert_channel_id(channel: str) -> str:
+    """How a FunctionSpec names an alert channel's secret, and the key of its endpoint in SYNCLINE_ENDPOINTS."""
+    return f"alert:{channel}"
+
+
+NOTIFY_QUEUE = "notify"
+NOTIFIER = "notifier"
+
+
 class _Spec(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -69,7 +78,9 @@ class FunctionSpec(_Spec):
     publishes_notices: bool = False
     dead_letters_to: str | None = Field(None, description="QueueSpec.id whose DLQ it writes directly")
     secrets: tuple[str, ...] = Field(
-        (), description="systems whose connection secret it reads; webhook_secret_id(source) for a webhook source's"
+        (),
+        description="systems whose connection secret it reads; webhook_secret_id(source) for a webhook source's, "
+        "alert_channel_id(channel) for an alert channel's",
     )
     inspects_queues: bool = Field(
         False, description="reads every work queue's depth and peeks every DLQ without consuming (the monitor)"
@@ -208,6 +219,41 @@ def _oms_sources(config: SynclineConfig) -> set[str]:
         for system in ((pair.source, pair.target) if pair.direction == "two_way" else (pair.source,))
     }
     return {name for name in named if config.systems[name].kind == "oms"}
+
+
+def _add_notifications(
+    config: SynclineConfig, functions: list[FunctionSpec], queues: list[QueueSpec], rules: list[RuleSpec]
+) -> None:
+    """The notifier, when any rule exists: the canonical events the rules name, routed from the bus to a
+    queue, alerted once each."""
+    if not config.notifications:
+        return
+    used = sorted({name for rule in config.notifications for name in rule.channels})
+    senders = sorted({c.sender for name in used if (c := config.alert_channels[name]).kind == "ses"})
+    if len(senders) > 1:
+        raise ConfigError(
+            f"alert channels send e-mail from {', '.join(senders)}: the notifier sends as one SES identity; "
+            "use one sender for every ses channel"
+        )
+    queue = QueueSpec(id=NOTIFY_QUEUE, name=f"{config.app}-notify", consumer=NOTIFIER)
+    function = FunctionSpec(
+        id=NOTIFIER,
+        handler="handlers.notifier.handler",
+        timeout_seconds=60,
+        description="Notification rules: canonical events -> templated alerts (Slack, PagerDuty, SES), once each",
+        table_access="readwrite",
+        secrets=tuple(alert_channel_id(name) for name in used if config.alert_channels[name].kind != "ses"),
+        sends_email_as=senders[0] if senders else None,
+    )
+    rule = RuleSpec(
+        id=NOTIFY_QUEUE,
+        name=f"{config.app}-notify",
+        pattern={"detail-type": sorted({rule.event for rule in config.notifications})},
+        queue=queue.id,
+    )
+    functions.append(function)
+    queues.append(queue)
+    rules.append(rule)
 
 
 def build_topology(config: SynclineConfig) -> Topology:
@@ -353,6 +399,7 @@ def build_topology(config: SynclineConfig) -> Topology:
         schedules.append(
             ScheduleSpec(id=outbox_schedule_id(oms), rate_seconds=OUTBOX_DRAIN_RATE_SECONDS, function=drainer.id)
         )
+    _add_notifications(config, functions, queues, rules)
     routes = []
     if config.webhooks:
         webhook = FunctionSpec(

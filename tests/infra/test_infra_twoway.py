@@ -34,6 +34,21 @@ warehouse_code = "WH"
 [review]
 sweep_rate_seconds = 900
 
+[monitoring.stock]
+enabled = true
+default_reorder_point = 5
+
+[alert_channels.ops-slack]
+kind = "slack"
+secret = "syncline/alerts/ops-slack"
+
+[[notifications]]
+name = "low-stock"
+event = "StockLevelCrossed"
+when = [{ field = "kind", equals = "below_reorder_point" }]
+channels = ["ops-slack"]
+message = "{sku} at {location}: {available:.0f} left"
+
 [[pairs]]
 name = "erp-cmms"
 source = "sage300"
@@ -114,3 +129,16 @@ def test_the_token_refresher_runs_every_ten_minutes_reading_only_oauth_secrets(s
         and any(t["Arn"] == {"Fn::GetAtt": [refresher, "Arn"]} for t in r["Targets"])
         for r in rules
     )
+
+
+def test_the_notifier_reads_only_its_channels_secrets_and_takes_the_rules_event_types(synthesized: Any) -> None:
+    stack, resources = synthesized
+    notifier = _logical_id(stack, "notifier")
+    secrets = allowed(statements(resources, notifier), "secretsmanager:GetSecretValue")
+    assert [secret_name(resource) for _, resource in secrets] == ["syncline/alerts/ops-slack"]
+    rules = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Events::Rule"]
+    pattern = next(r["EventPattern"] for r in rules if r.get("Name") == "syncline-notify")
+    assert pattern == {"detail-type": ["StockLevelCrossed"]}
+    # The inventory workers publish the events the rules listen to.
+    for worker in ("sync_storefront", "sync_cmms"):
+        assert allowed(statements(resources, _logical_id(stack, worker)), "events:PutEvents"), worker

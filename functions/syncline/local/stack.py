@@ -40,13 +40,14 @@ from syncline.local.moto_server import LOCAL_ACCOUNT, LOCAL_REGION, MotoServer
 from syncline.local.postgres import ERP_READER, PostgresServer
 from syncline.local.provision import Resources, provision
 from syncline.local.sage300 import Sage300Emulator
+from syncline.local.sandboxes.alerts import AlertsSandbox
 from syncline.local.sandboxes.fracttal import FracttalSandbox
 from syncline.local.sandboxes.hubspot import HubSpotSandbox
 from syncline.local.sandboxes.shopify import ShopifySandbox
 from syncline.local.webhook_sender import WebhookSender, generate_secret
 from syncline.settings import ENV_CONFIG, ENV_STATE_COMMIT
 from syncline.systems import ENV_ENDPOINTS
-from syncline.topology import Topology, build_topology, outbox_schedule_id
+from syncline.topology import Topology, alert_channel_id, build_topology, outbox_schedule_id
 
 ERP_DATABASE = "sage300"
 STOREFRONT_DATABASE = "storefront"
@@ -69,6 +70,8 @@ class LocalStack:
     """Generated signing secrets per webhook source (what a sender would be given), newest first."""
     sandboxes: dict[str, Any] = field(default_factory=dict)
     """The SaaS sandbox serving each HTTP system of the configuration (``SYNCLINE_ENDPOINTS``)."""
+    alerts: AlertsSandbox | None = None
+    """Slack and PagerDuty for the ``[alert_channels]`` of the configuration (``SYNCLINE_ENDPOINTS``)."""
 
     @classmethod
     def up(
@@ -116,6 +119,7 @@ class LocalStack:
             elif system.secret not in secrets:
                 secrets[system.secret] = postgres.secret_for(STOREFRONT_DATABASE)
         endpoints = {name: sandbox.url for name, sandbox in sandboxes.items()}
+        alerts = _start_alerts(config, secrets, endpoints)
         webhook_secrets = {name: [generate_secret(source.scheme)] for name, source in config.webhooks.items()}
         for name, source in config.webhooks.items():
             secrets[source.secret] = {"secrets": webhook_secrets[name]}
@@ -144,6 +148,7 @@ class LocalStack:
         stack = cls(config, topology, moto, postgres, resources, functions, event_sources, work_dir, owns)
         stack.webhook_secrets = webhook_secrets
         stack.sandboxes = sandboxes
+        stack.alerts = alerts
         if topology.routes:
             routes = [Route(r.method, r.path, functions[r.function]) for r in topology.routes]
             stack.api = ApiGateway(routes).start()
@@ -335,6 +340,9 @@ class LocalStack:
         for sandbox in self.sandboxes.values():
             sandbox.stop()
         self.sandboxes.clear()
+        if self.alerts is not None:
+            self.alerts.stop()
+            self.alerts = None
         if self.api is not None:
             self.api.stop()
             self.api = None
@@ -376,6 +384,27 @@ def _start_sandboxes(config: SynclineConfig) -> tuple[dict[str, Any], dict[str, 
     return sandboxes, secrets
 
 
+def _start_alerts(
+    config: SynclineConfig, secrets: dict[str, dict[str, Any]], endpoints: dict[str, str]
+) -> AlertsSandbox | None:
+    """The alerts sandbox when a Slack or PagerDuty channel is configured: each channel's secret (a webhook
+    URL, a routing key) made there, its endpoint in ``SYNCLINE_ENDPOINTS``; an SES sender verified in moto."""
+    sandbox = None
+    for name, channel in config.alert_channels.items():
+        if channel.kind == "ses":
+            sesv2 = boto3.session.Session(region_name=LOCAL_REGION).client("sesv2")
+            sesv2.create_email_identity(EmailIdentity=channel.sender)
+            continue
+        if sandbox is None:
+            sandbox = AlertsSandbox(seed=len(endpoints)).start()
+        if channel.kind == "slack":
+            secrets[channel.secret] = {"url": sandbox.slack_webhook()}
+        else:
+            secrets[channel.secret] = {"routing_key": sandbox.routing_key()}
+        endpoints[alert_channel_id(name)] = sandbox.url
+    return sandbox
+
+
 def _same(value: Any) -> Any:
     return value
 
@@ -402,12 +431,14 @@ def _point_process_at(endpoint: str, config_path: Path | str | None) -> None:
     from aws_lambda_powertools.utilities import parameters  # noqa: PLC0415
 
     from handlers.dependencies import reset_dependencies  # noqa: PLC0415
+    from handlers.notifier import reset_notifier  # noqa: PLC0415
 
     parameters.clear_caches()  # type: ignore[no-untyped-call]
     parameters.base.DEFAULT_PROVIDERS.clear()  # type: ignore[attr-defined]
     aws.reset_clients()
     cached_config.cache_clear()
     reset_dependencies()
+    reset_notifier()
 
 
 def _json_or_text(body: str) -> Any:

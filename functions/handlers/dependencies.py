@@ -202,12 +202,16 @@ class Dependencies:
         from syncline.business_alerts import StockAlerts  # noqa: PLC0415
 
         pair = self.config.pair(pair_name)
+        listing = None
+        if settings.disable_listing_when_out and self.config.systems[pair.target].kind == "shopify":
+            listing = self.systems().listing_control(pair.target)
         return StockAlerts(
             pair.name,
             pair.source,
             settings,
             DynamoStockBands(aws.dynamodb(), self.settings.table_name),
             self.publisher().publish_event,
+            listing=listing,
             locations=tuple(pair.locations.values()),
         )
 

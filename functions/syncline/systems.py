@@ -200,6 +200,11 @@ class SystemFactory:
             self._admins[name] = FracttalClient(settings, self.oauth_tokens(name))
         return self._admins[name]
 
+    def listing_control(self, name: str) -> ShopifyListings:
+        """The store's listings (product status) for business alerts' ``disable_listing_when_out``."""
+        self._shopify_system(name)
+        return ShopifyListings(self.shopify(name), name, self.identity)
+
     # -- roles ---------------------------------------------------------------------------------------
     def record_system(self, name: str) -> RecordSystem:
         """``name`` as two-way sync reads and writes it."""
@@ -305,3 +310,22 @@ class SystemFactory:
 
             return FracttalInventoryTarget(self.fracttal(name), system.warehouse_code)
         raise LookupError(f"system {name!r} ({system.kind}) cannot be an inventory target")
+
+
+@dataclass
+class ShopifyListings:
+    """``ListingControl`` over a Shopify store: a SKU's product set ACTIVE or DRAFT (unlisted, kept)."""
+
+    admin: Any
+    system: str
+    identity: IdentityStore | None
+
+    def set_listing(self, sku: str, active: bool) -> None:
+        mapped = self.identity.get(INVENTORY_ITEM, sku) if self.identity else None
+        item_id = mapped.ids.get(self.system) if mapped else None
+        if item_id is None:
+            raise UnknownRecord(f"{self.system}: SKU {sku} has no inventory item mapped (see `syncline map`)")
+        item = self.admin.inventory_item(shopify_gid("InventoryItem", item_id))
+        if item is None or item.product_id is None:
+            raise UnknownRecord(f"{self.system}: no product for SKU {sku}")
+        self.admin.update_product(item.product_id, status="ACTIVE" if active else "DRAFT")

@@ -62,3 +62,53 @@ def test_stock_crossings_are_published_once_each_as_events(stack: LocalStack) ->
     assert move_to(0) == ["out_of_stock"]
     assert move_to(8) == ["back_in_stock"]
     assert stack.dead_letters("sync_storefront") == []
+
+
+STORE = """
+[monitoring.stock]
+enabled = true
+disable_listing_when_out = true
+
+[systems.store_a]
+kind = "shopify"
+secret = "syncline/store-a"
+shop = "store-a.myshopify.com"
+[systems.store_a.locations]
+main = "1001"
+
+[[pairs]]
+name = "erp-store-a"
+source = "sage300"
+target = "store_a"
+entity = "inventory_level"
+locations = { "1" = "main" }
+"""
+
+
+def test_a_sku_out_of_stock_is_unlisted_in_the_store_and_listed_again_when_back(
+    services: tuple[Any, Any], tmp_path: Path
+) -> None:
+    moto, postgres = services
+    moto.reset()
+    config = tmp_path / "syncline.toml"
+    config.write_text(DEFAULT_PATH.read_text() + STORE)
+    stack = LocalStack.up(moto=moto, postgres=postgres, work_dir=tmp_path, config_path=config)
+    try:
+        stack.seed_shopify("store_a", ["BOLT-1"])
+        sandbox = stack.sandboxes["store_a"]
+        product = next(pid for pid, data in sandbox.products.items() if data["title"] == "Product BOLT-1")
+        erp = stack.erp()
+        erp.add_items([("BOLT-1", "Bolt")])
+
+        def move_to(quantity: int) -> str:
+            erp.set_stock([Stock("BOLT-1", "1", Decimal(quantity))])
+            stack.poll_erp()
+            stack.settle()
+            return str(sandbox.products[product]["status"])
+
+        assert move_to(6) == "ACTIVE"
+        assert move_to(0) == "DRAFT"  # out at every listing location: unlisted, not deleted
+        assert move_to(3) == "ACTIVE"  # back in stock: listed again
+        assert stack.dead_letters("sync_store_a") == []
+    finally:
+        stack.down()

@@ -61,6 +61,12 @@ bench: $(INSTALLED) ## Benchmarks: figures in bench/results/, see docs/PERFORMAN
 	$(BIN)/python bench/webhook.py --seconds 60
 	$(BIN)/python bench/summary.py
 
+SEED ?= 1
+CHANGES ?= 2000
+
+chaos: $(INSTALLED) ## Fault-injection convergence run (make chaos SEED=1 CHANGES=2000): bench/results/chaos.json, docs/RELIABILITY.md
+	$(BIN)/python bench/chaos.py --seed $(SEED) --changes $(CHANGES)
+
 audit: $(INSTALLED) ## Vulnerability audit of the pinned runtime packages (needs PyPI's vulnerability service; beside make test, not in it)
 	$(BIN)/pip-audit --strict --progress-spinner off -r requirements.txt \
 		$(shell sed -e 's/#.*//' audit-accepted.txt | awk 'NF {print "--ignore-vuln", $$1}')

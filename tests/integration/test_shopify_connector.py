@@ -272,15 +272,19 @@ def test_record_system_read_and_compare_and_swap_write(shop: Shop) -> None:
     )
     copy = records.read("SHOE-41|WH")
     assert copy is not None
-    assert (copy.values, copy.version) == ({"available": 10}, 10)
+    # The version is the time of the level's last change (ms): an edit back to an old quantity still moves it.
+    assert copy.values == {"available": 10} and copy.version == int(copy.changed_at.timestamp() * 1000)
     assert records.read("UNMAPPED|WH") is None
 
     written = records.write("SHOE-41|WH", {"available": 12}, expected_version=copy.version)
-    assert (written.values, written.version) == ({"available": 12}, 12)
+    assert written.values == {"available": 12} and written.version is not None and written.version >= copy.version
+    assert records.read("SHOE-41|WH") == written  # what we wrote is exactly what a read finds (the echo check)
+    with pytest.raises(StaleWrite):  # the version read before our own write is stale now
+        records.write("SHOE-41|WH", {"available": 13}, expected_version=copy.version)
 
     shop.sandbox.set_available(shop.items[0], shop.location, 3)  # someone else changed it
     with pytest.raises(StaleWrite):
-        records.write("SHOE-41|WH", {"available": 20}, expected_version=12)
+        records.write("SHOE-41|WH", {"available": 20}, expected_version=written.version)
     assert shop.sandbox.quantity(shop.items[0], shop.location) == 3
     assert shop.sandbox.quantity(shop.items[0], shop.location, "on_hand") == 4  # on_hand moved with available
 

@@ -568,17 +568,34 @@ class ShopifyInventoryRecords:
         if level is None:
             return None
         quantity = level.quantity(self.quantity_name)
-        return Copy({self.quantity_name: quantity}, level.updated_at or self.clock(), version=quantity)
+        return Copy({self.quantity_name: quantity}, level.updated_at or self.clock(), version=_level_version(level))
 
     def write(self, key: str, values: Mapping[str, Any], *, expected_version: int | None) -> Copy:
+        """Set the quantity if the level is still the one read (``expected_version``: its change time in ms).
+
+        The version is the time of the level's last change, not the quantity: an edit back to an earlier
+        quantity is a change too (found by the chaos suite: with the quantity as version, such an edit looked
+        like the agreed copy and lost to an older one). Shopify's own compare-and-swap on the quantity covers
+        the moment between our re-read and the write."""
         ids = self._ids(key)
         if ids is None:
             raise ShopifyError(f"{key} is not mapped to a Shopify inventory item and location")
         quantity = _whole(Decimal(str(values[self.quantity_name])), f"{key} {self.quantity_name}")
-        adjustment = self.admin.set_inventory(
-            [QuantityChange(ids[0], ids[1], quantity, expected_version)], name=self.quantity_name
-        )
-        return Copy({self.quantity_name: quantity}, adjustment.created_at or self.clock(), version=quantity)
+        current = self.admin.inventory_level(*ids, names=(self.quantity_name,))
+        if expected_version is not None and (current is None or _level_version(current) != expected_version):
+            raise StaleWrite(f"{self.name}: {key} changed since it was read")
+        before = current.quantity(self.quantity_name) if current is not None else None
+        self.admin.set_inventory([QuantityChange(ids[0], ids[1], quantity, before)], name=self.quantity_name)
+        after = self.admin.inventory_level(*ids, names=(self.quantity_name,))
+        if after is None or after.quantity(self.quantity_name) != quantity:
+            # Someone changed it right after our write: no version for ours, so theirs is never taken for our echo.
+            return Copy({self.quantity_name: quantity}, self.clock(), version=None)
+        return Copy({self.quantity_name: quantity}, after.updated_at or self.clock(), version=_level_version(after))
+
+
+def _level_version(level: ShopifyInventoryLevel) -> int | None:
+    """A level's version: the time of its last change in milliseconds (None when Shopify gives no time)."""
+    return int(level.updated_at.timestamp() * 1000) if level.updated_at is not None else None
 
 
 # --- fulfilments: OMS shipments -> the order's fulfilment in the store ------------------------------------

@@ -37,10 +37,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from syncline.canonical.events import EVENT_TYPES, CanonicalEvent
 from syncline.connectors.alerts import Alert, AlertChannel, SecretResolver, Severity
 
 if TYPE_CHECKING:
+    from syncline.canonical.events import CanonicalEvent
     from syncline.config import AlertChannelConfig
 
 ENVELOPE_FIELDS = ("event_type", "event_id", "event_key", "source_system", "occurred_at", "trace_id")
@@ -103,6 +103,8 @@ class NotificationRule(BaseModel):
     @field_validator("event")
     @classmethod
     def _known_event(cls, event: str) -> str:
+        from syncline.canonical.events import EVENT_TYPES  # noqa: PLC0415 - only when rules are configured
+
         if event not in EVENT_TYPES:
             raise ValueError(f"unknown event type {event!r}; known: {', '.join(sorted(EVENT_TYPES))}")
         return event
@@ -162,6 +164,8 @@ def load_rules(raw: Sequence[Mapping[str, Any]]) -> list[NotificationRule]:
 
 
 def data_model(event_type: str) -> type[BaseModel]:
+    from syncline.canonical.events import EVENT_TYPES  # noqa: PLC0415 - keeps configuration loading light
+
     model: type[BaseModel] = EVENT_TYPES[event_type].model_fields["data"].annotation  # type: ignore[assignment]
     return model
 
@@ -403,6 +407,8 @@ class Notifier:
 
 
 def parse_event(event: CanonicalEvent[Any] | Mapping[str, Any]) -> CanonicalEvent[Any]:
+    from syncline.canonical.events import EVENT_TYPES, CanonicalEvent  # noqa: PLC0415
+
     if isinstance(event, CanonicalEvent):
         return event
     event_type = event.get("event_type")

@@ -7,13 +7,14 @@ from collections.abc import Sequence
 from itertools import groupby
 from typing import TYPE_CHECKING, Any
 
-from syncline.canonical.events import CanonicalEvent
 from syncline.models import ChangeNotice, NoticeBatch
 from syncline.topology import NOTICE_DETAIL_TYPE, NOTICE_SOURCE_PREFIX
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
+
+    from syncline.canonical.events import CanonicalEvent
 
 PUT_EVENTS_LIMIT = 10
 MAX_EVENT_BYTES = 240_000  # EventBridge's limit is 256 KB per entry; keep headroom for the envelope

@@ -13,11 +13,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from syncline.connectors.http import ApiError, HttpApi
+from syncline.connectors.errors import ApiError
+
+if TYPE_CHECKING:
+    from syncline.connectors.http import HttpApi
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +115,12 @@ def slack_message(alert: Alert) -> dict[str, Any]:
     return {"text": f"[{alert.severity}] {alert.summary}"[:4000], "blocks": blocks}
 
 
+def _http(service: str, base_url: str) -> HttpApi:
+    from syncline.connectors.http import HttpApi  # noqa: PLC0415 - httpx only where a channel is built
+
+    return HttpApi(service, base_url)
+
+
 class SlackWebhook:
     """A Slack incoming webhook. Slack answers ``ok`` (200) or a short error text such as
     ``invalid_payload`` (400), ``no_service`` (404) or ``channel_is_archived`` (410)."""
@@ -119,7 +128,7 @@ class SlackWebhook:
     def __init__(self, name: str, webhook_secret: str, resolve: SecretResolver, *, http: HttpApi | None = None) -> None:
         self.name = name
         self._secret, self._resolve = webhook_secret, resolve
-        self._http = http or HttpApi("slack", "")
+        self._http = http or _http("slack", "")
 
     def __repr__(self) -> str:
         return f"SlackWebhook({self.name!r})"
@@ -148,7 +157,7 @@ class PagerDutyEvents:
     ) -> None:
         self.name = name
         self._secret, self._resolve = routing_key_secret, resolve
-        self._http = http or HttpApi("pagerduty", base_url)
+        self._http = http or _http("pagerduty", base_url)
 
     def __repr__(self) -> str:
         return f"PagerDutyEvents({self.name!r})"

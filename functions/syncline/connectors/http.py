@@ -20,17 +20,12 @@ from typing import Any
 
 import httpx
 
+from syncline.connectors.errors import ApiError
+
+__all__ = ["ApiError", "HttpApi", "RetryPolicy", "error_text", "retry_after"]
+
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=3.0)
-
-
-class ApiError(RuntimeError):
-    """A request the service refused or kept failing. ``retryable`` says whether trying later may help."""
-
-    def __init__(self, service: str, status: int | None, reason: str, *, retryable: bool) -> None:
-        self.service, self.status, self.reason, self.retryable = service, status, reason, retryable
-        where = f"HTTP {status}" if status is not None else "no response"
-        super().__init__(f"{service}: {where}: {reason}"[:500])
 
 
 @dataclass

@@ -11,6 +11,8 @@ Examples:
   syncline backfill PAIR        initial or catch-up load through the bulk path, resumable
   syncline import FILE --mapping M   stock counts from a CSV or Excel export (--dry-run first)
   syncline replay --from T      send a window of notices again from the event archive
+  syncline conflicts list       records no policy settles; `conflicts resolve ID --take SYSTEM` decides
+  syncline map list ENTITY      which id a record has in each system (`map set` attaches one)
 
 Operations commands act on the local stack when `syncline local up` runs here, else on AWS
 (--endpoint-url, --profile, --region, --aws choose explicitly). Exit codes: 0 ok, 1 error,

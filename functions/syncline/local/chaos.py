@@ -24,7 +24,7 @@ One run (``run_chaos``):
 Reproducible: the changes, the fault schedule and the sandboxes' fault draws all come from ``seed``. What
 wall-clock time decides (which millisecond a write lands in, a retry's jittered backoff) can differ between
 two runs of a seed, so a failing seed is replayed by running it again, usually to the same record.
-HubSpot is not part of the scenario: no worker syncs it yet.
+HubSpot is not part of the scenario yet (its two-way pair with the OMS is tested in tests/e2e/test_crm_oms.py).
 """
 
 from __future__ import annotations
@@ -857,7 +857,10 @@ def run_chaos(
             seconds_to_converge=round(seconds_to_converge, 2),
             seconds_total=round(time.perf_counter() - started, 2),
             divergent_records=divergences,
-            notes=[*run.notes, "HubSpot is not in the scenario: no worker syncs it yet."],
+            notes=[
+                *run.notes,
+                "HubSpot <-> OMS customers is not in the scenario yet (tests/e2e/test_crm_oms.py covers it).",
+            ],
         )
     finally:
         run.thaw()

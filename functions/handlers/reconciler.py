@@ -19,15 +19,9 @@ from handlers.dependencies import dependencies
 from handlers.observability import logger, metrics
 from handlers.tracing import tracer
 from syncline.adapters import aws
-from syncline.config import Pair, PostgresSystem, SynclineConfig
-from syncline.ops.reconcile import CompareReport, compare
+from syncline.ops.reconcile import CompareReport, compare, reconcilable
 
 REPORT_PREFIX = "RECONCILE#"
-
-
-def reconcilable(config: SynclineConfig, pair: Pair) -> bool:
-    """Pairs the full compare covers today: one-way inventory from the ERP into a PostgreSQL storefront."""
-    return pair.direction == "one_way" and isinstance(config.systems[pair.target], PostgresSystem)
 
 
 class ReconcileFailed(RuntimeError):

@@ -151,3 +151,9 @@ def test_a_decision_on_a_record_that_moved_is_refused(stack: LocalStack) -> None
     assert b.read("P-2").values == {"price": 8} and a.read("P-2").values == {"price": 6}  # type: ignore[union-attr]
     code, _ = run_cli(stack, "conflicts", "resolve", "cf-000000000000", "--take", "store_a")
     assert code == 3
+
+
+def test_reconcile_says_which_pairs_it_covers(stack: LocalStack, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _ = run_cli(stack, "reconcile", "stores-products", "--dry-run")
+    assert code == 2
+    assert "not covered yet" in capsys.readouterr().err

@@ -603,8 +603,16 @@ def _reconcile(args: argparse.Namespace) -> int:
     from syncline.ops import reconcile  # noqa: PLC0415
 
     ops = context(args)
-    pair = pair_context(ops, args.pair)
+    pair = pair_context(ops, args.pair)  # an unknown pair: exit 3
     declared = ops.config.pair(args.pair)
+    if not reconcile.reconcilable(ops.config, declared):
+        kinds = f"{ops.config.systems[declared.source].kind} -> {ops.config.systems[declared.target].kind}"
+        print(
+            f"syncline: reconcile compares one-way ERP -> PostgreSQL storefront inventory pairs today; "
+            f"{declared.name} is {declared.direction} {declared.entity}, {kinds} (not covered yet)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     if args.entity and args.entity != declared.entity:
         raise NotFound(f"pair {pair.name} syncs {declared.entity}, not {args.entity}")
     try:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
+from syncline.config import Pair, PostgresSystem, SynclineConfig
 from syncline.erp.sage300 import INVENTORY_FIELDS, MappingError, inventory_row, to_inventory_level
 from syncline.models import InventoryLevel, inventory_key
 from syncline.ports import KnownState
@@ -297,3 +298,12 @@ def _present_keys(items: Iterable[str], source: ReconcileSource, pair: PairConte
         if location is not None:
             keys.add(inventory_key(str(record["ITEMNO"]), location))
     return keys
+
+
+def reconcilable(config: SynclineConfig, pair: Pair) -> bool:
+    """Pairs the full compare covers today: one-way inventory from the ERP into a PostgreSQL storefront."""
+    return (
+        pair.direction == "one_way"
+        and pair.entity == "inventory_level"
+        and isinstance(config.systems[pair.target], PostgresSystem)
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -69,3 +70,21 @@ def run_cli(stack: Any, *argv: str) -> tuple[int, Any]:
         return code, json.loads(text)
     except json.JSONDecodeError:
         return code, text
+
+
+@contextlib.contextmanager
+def stack_with(services: tuple[Any, Any], tmp_path: Path, extra: str) -> Iterator[Any]:
+    """A fresh local stack on the session's services, configured as functions/syncline.toml plus ``extra``;
+    ``stack.config_file`` is that file (for the CLI's ``--config``)."""
+    from syncline.local.stack import LocalStack
+
+    moto, postgres = services
+    moto.reset()
+    config = tmp_path / "syncline.toml"
+    config.write_text(DEFAULT_PATH.read_text() + extra)
+    stack = LocalStack.up(moto=moto, postgres=postgres, work_dir=tmp_path, config_path=config)
+    stack.config_file = config
+    try:
+        yield stack
+    finally:
+        stack.down()

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from syncline.config import DEFAULT_PATH
 from syncline.local.stack import LocalStack
+from tests.e2e.helpers import stack_with
 
 CRM = """
 [systems.crm]
@@ -46,13 +46,8 @@ UPSERT = "POST /crm/v3/objects/contacts/batch/upsert"
 
 @pytest.fixture
 def stack(services: tuple[Any, Any], tmp_path: Path) -> Iterator[LocalStack]:
-    moto, postgres = services
-    moto.reset()
-    config = tmp_path / "syncline.toml"
-    config.write_text(DEFAULT_PATH.read_text() + CRM)
-    local = LocalStack.up(moto=moto, postgres=postgres, work_dir=tmp_path, config_path=config)
-    yield local
-    local.down()
+    with stack_with(services, tmp_path, CRM) as local:
+        yield local
 
 
 def _count_oms_writes(stack: LocalStack) -> Callable[[], int]:

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from syncline.config import DEFAULT_PATH
 from syncline.local.sage300 import Stock
 from syncline.local.stack import LocalStack
+from tests.e2e.helpers import stack_with
 
 CMMS = """
 [systems.cmms]
@@ -36,13 +36,8 @@ locations = ["1"]
 
 @pytest.fixture
 def stack(services: tuple[Any, Any], tmp_path: Path) -> Iterator[LocalStack]:
-    moto, postgres = services
-    moto.reset()
-    config = tmp_path / "syncline.toml"
-    config.write_text(DEFAULT_PATH.read_text() + CMMS)
-    local = LocalStack.up(moto=moto, postgres=postgres, work_dir=tmp_path, config_path=config)
-    yield local
-    local.down()
+    with stack_with(services, tmp_path, CMMS) as local:
+        yield local
 
 
 def test_spare_part_stock_reaches_the_cmms_warehouse_and_nothing_else_does(stack: LocalStack) -> None:

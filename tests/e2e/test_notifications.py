@@ -13,10 +13,10 @@ from typing import Any
 import boto3
 import pytest
 
-from syncline.config import DEFAULT_PATH
 from syncline.local.sage300 import Stock
 from syncline.local.sandboxes.alerts import AlertsSandbox
 from syncline.local.stack import LocalStack
+from tests.e2e.helpers import stack_with
 
 NOTIFICATIONS = """
 [monitoring.stock]
@@ -51,13 +51,8 @@ message = "{sku} is out of stock at {location}"
 
 @pytest.fixture
 def stack(services: tuple[Any, Any], tmp_path: Path) -> Iterator[LocalStack]:
-    moto, postgres = services
-    moto.reset()
-    config = tmp_path / "syncline.toml"
-    config.write_text(DEFAULT_PATH.read_text() + NOTIFICATIONS)
-    local = LocalStack.up(moto=moto, postgres=postgres, work_dir=tmp_path, config_path=config)
-    yield local
-    local.down()
+    with stack_with(services, tmp_path, NOTIFICATIONS) as local:
+        yield local
 
 
 def test_a_stock_crossing_alerts_slack_once_and_a_redelivery_alerts_no_one(stack: LocalStack) -> None:

@@ -13,13 +13,13 @@ import boto3
 import pytest
 
 from syncline.adapters.conflicts_dynamodb import DynamoConflictStore
-from syncline.config import DEFAULT_PATH
 from syncline.local.emf import MetricLog
 from syncline.local.sage300 import Stock
 from syncline.local.stack import LocalStack
 from syncline.review import Conflict, ConflictSide, Status
 from tests.conftest import load_event
 from tests.e2e import helpers
+from tests.e2e.helpers import stack_with
 
 PAIR = "erp-storefront-inventory"
 # Loose defaults, a strict pair: every verdict below comes from the pair's section.
@@ -40,14 +40,8 @@ max_backlog = 0
 
 @pytest.fixture
 def stack(services: tuple[Any, Any], tmp_path: Path) -> Iterator[LocalStack]:
-    moto, postgres = services
-    moto.reset()
-    config = tmp_path / "syncline.toml"
-    config.write_text(DEFAULT_PATH.read_text() + MONITORING)
-    local = LocalStack.up(moto=moto, postgres=postgres, work_dir=tmp_path, config_path=config)
-    local.config_file = config  # type: ignore[attr-defined]
-    yield local
-    local.down()
+    with stack_with(services, tmp_path, MONITORING) as local:
+        yield local
 
 
 def status(stack: LocalStack, *flags: str) -> tuple[int, Any]:

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from syncline.config import DEFAULT_PATH
 from syncline.connectors.oms_pg import OmsDatabase
 from syncline.local.stack import LocalStack
+from tests.e2e.helpers import stack_with
 
 STORE = """
 [systems.store_a]
@@ -53,13 +53,8 @@ entity = "shipment"
 
 @pytest.fixture
 def stack(services: tuple[Any, Any], tmp_path: Path) -> Iterator[LocalStack]:
-    moto, postgres = services
-    moto.reset()
-    config = tmp_path / "syncline.toml"
-    config.write_text(DEFAULT_PATH.read_text() + STORE)
-    local = LocalStack.up(moto=moto, postgres=postgres, work_dir=tmp_path, config_path=config)
-    yield local
-    local.down()
+    with stack_with(services, tmp_path, STORE) as local:
+        yield local
 
 
 def _ship(stack: LocalStack, shipment_id: str, order_id: str, lines: list[tuple[str, int]], tracking: str) -> None:

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from syncline.config import DEFAULT_PATH
 from syncline.local.sage300 import Stock
 from syncline.local.stack import LocalStack
+from tests.e2e.helpers import stack_with
 
 SKUS = [f"SKU{i:03d}" for i in range(6)]
 STORES = """
@@ -96,13 +96,8 @@ direction = "two_way"
 
 @pytest.fixture
 def stack(services: tuple[Any, Any], tmp_path: Path) -> Iterator[LocalStack]:
-    moto, postgres = services
-    moto.reset()
-    config = tmp_path / "syncline.toml"
-    config.write_text(DEFAULT_PATH.read_text() + STORES)
-    local = LocalStack.up(moto=moto, postgres=postgres, work_dir=tmp_path, config_path=config)
-    yield local
-    local.down()
+    with stack_with(services, tmp_path, STORES) as local:
+        yield local
 
 
 def _levels(stack: LocalStack, store: str, items: dict[str, str]) -> dict[tuple[str, str], int]:

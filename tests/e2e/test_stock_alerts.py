@@ -12,9 +12,9 @@ from typing import Any
 import boto3
 import pytest
 
-from syncline.config import DEFAULT_PATH
 from syncline.local.sage300 import Stock
 from syncline.local.stack import LocalStack
+from tests.e2e.helpers import stack_with
 
 ALERTS = """
 [monitoring.stock]
@@ -25,13 +25,8 @@ reorder_points = { "BOLT-1" = 5 }
 
 @pytest.fixture
 def stack(services: tuple[Any, Any], tmp_path: Path) -> Iterator[LocalStack]:
-    moto, postgres = services
-    moto.reset()
-    config = tmp_path / "syncline.toml"
-    config.write_text(DEFAULT_PATH.read_text() + ALERTS)
-    local = LocalStack.up(moto=moto, postgres=postgres, work_dir=tmp_path, config_path=config)
-    yield local
-    local.down()
+    with stack_with(services, tmp_path, ALERTS) as local:
+        yield local
 
 
 def test_stock_crossings_are_published_once_each_as_events(stack: LocalStack) -> None:
@@ -88,12 +83,7 @@ locations = { "1" = "main" }
 def test_a_sku_out_of_stock_is_unlisted_in_the_store_and_listed_again_when_back(
     services: tuple[Any, Any], tmp_path: Path
 ) -> None:
-    moto, postgres = services
-    moto.reset()
-    config = tmp_path / "syncline.toml"
-    config.write_text(DEFAULT_PATH.read_text() + STORE)
-    stack = LocalStack.up(moto=moto, postgres=postgres, work_dir=tmp_path, config_path=config)
-    try:
+    with stack_with(services, tmp_path, STORE) as stack:
         stack.seed_shopify("store_a", ["BOLT-1"])
         sandbox = stack.sandboxes["store_a"]
         product = next(pid for pid, data in sandbox.products.items() if data["title"] == "Product BOLT-1")
@@ -110,5 +100,3 @@ def test_a_sku_out_of_stock_is_unlisted_in_the_store_and_listed_again_when_back(
         assert move_to(0) == "DRAFT"  # out at every listing location: unlisted, not deleted
         assert move_to(3) == "ACTIVE"  # back in stock: listed again
         assert stack.dead_letters("sync_store_a") == []
-    finally:
-        stack.down()

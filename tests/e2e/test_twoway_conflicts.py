@@ -17,10 +17,10 @@ import pytest
 
 from syncline.adapters.eventbridge import EventBridgePublisher
 from syncline.adapters.pg_records import PostgresRecords
-from syncline.config import DEFAULT_PATH
 from syncline.local.stack import LocalStack
 from syncline.models import ChangeNotice
 from tests.e2e import helpers
+from tests.e2e.helpers import stack_with
 
 QUEUE = "twoway_stores_products"
 TWO_STORES = """
@@ -52,14 +52,8 @@ policy = { rule = "manual_review" }
 
 @pytest.fixture
 def stack(services: tuple[Any, Any], tmp_path: Path) -> Iterator[LocalStack]:
-    moto, postgres = services
-    moto.reset()
-    config = tmp_path / "syncline.toml"
-    config.write_text(DEFAULT_PATH.read_text() + TWO_STORES)
-    local = LocalStack.up(moto=moto, postgres=postgres, work_dir=tmp_path, config_path=config)
-    local.config_file = config  # type: ignore[attr-defined]
-    yield local
-    local.down()
+    with stack_with(services, tmp_path, TWO_STORES) as local:
+        yield local
 
 
 def run_cli(stack: LocalStack, *argv: str) -> tuple[int, Any]:

@@ -13,7 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from syncline.config import DEFAULT_PATH, SynclineConfig
+from syncline.config import DEFAULT_PATH
 from syncline.local.sage300 import Sage300Emulator, Stock
 from syncline.local.stack import LocalStack
 from syncline.topology import Topology
@@ -245,9 +245,8 @@ def pair_figures(stack: LocalStack, log_file: Path) -> list[dict[str, Any]]:
         message = record.get("message")
         if message == "batch synced":
             target = str(record.get("function_name", "")).removeprefix(f"{config.app}-sync_")
-            one_way = _one_way(config, target, "inventory_level")
-            if one_way:
-                row = figures[one_way]
+            if any(p.target == target and p.direction == "one_way" for p in config.pairs):
+                row = figures[config.one_way_pair(target, "inventory_level").name]
                 row["seen"] += record.get("notices", 0)
                 row["synced"] += record.get("synced", 0)
                 row["skipped"] += record.get("skipped_unchanged", 0) + record.get("skipped_stale", 0)
@@ -281,11 +280,6 @@ def pair_figures(stack: LocalStack, log_file: Path) -> list[dict[str, Any]]:
             }
         )
     return rows
-
-
-def _one_way(config: SynclineConfig, target: str, entity: str) -> str | None:
-    found = [p.name for p in config.pairs if (p.target, p.entity, p.direction) == (target, entity, "one_way")]
-    return found[0] if len(found) == 1 else None
 
 
 def _queue_of(topology: Topology, pair_name: str) -> str:

@@ -13,6 +13,8 @@ taking a ``Request`` and returning a ``Reply``. Faults are injected by tests and
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import queue
 import random
@@ -25,7 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import httpx
 
@@ -46,6 +48,17 @@ class Request:
 
     def form(self) -> dict[str, str]:
         return dict(parse_qsl(self.body.decode()))
+
+    def basic(self) -> tuple[str, str] | None:
+        """Client id and secret from an HTTP Basic ``Authorization`` header (RFC 6749 2.3.1), if one is sent."""
+        value = self.headers.get("authorization", "")
+        if not value.lower().startswith("basic "):
+            return None
+        try:
+            client_id, _, secret = base64.b64decode(value[6:].strip()).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return unquote(client_id), unquote(secret)
 
     def bearer(self) -> str | None:
         value = self.headers.get("authorization", "")

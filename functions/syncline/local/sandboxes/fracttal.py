@@ -14,8 +14,6 @@ bearer-token error shape (RFC 6750). Error envelopes carry ``success: false`` an
 
 from __future__ import annotations
 
-import base64
-import binascii
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 from urllib.parse import unquote
@@ -115,7 +113,7 @@ class FracttalSandbox(Sandbox):
         form = request.form()
         if form.get("grant_type") != "client_credentials":
             return Reply(400, {"error": "unsupported_grant_type", "error_description": "grant_type not supported"})
-        client_id, client_secret = basic_credentials(request) or (
+        client_id, client_secret = request.basic() or (
             form.get("client_id", ""),
             form.get("client_secret", ""),
         )
@@ -236,15 +234,3 @@ class FracttalSandbox(Sandbox):
 
     def not_found(self, request: Request) -> Reply:
         return Reply(404, {"success": False, "message": f"Route {request.method} {request.path} not found"})
-
-
-def basic_credentials(request: Request) -> tuple[str, str] | None:
-    """Client id and secret from an HTTP Basic ``Authorization`` header (RFC 6749 2.3.1), if one is sent."""
-    value = request.headers.get("authorization", "")
-    if not value.lower().startswith("basic "):
-        return None
-    try:
-        client_id, _, secret = base64.b64decode(value[6:].strip()).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    return unquote(client_id), unquote(secret)

@@ -30,7 +30,6 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from syncline.local.sandboxes.base import Reply, Request, Sandbox, Tokens, route
-from syncline.local.sandboxes.fracttal import basic_credentials
 
 MAX_COLLECTION = 200
 MIN_VERSION = 46.0  # sObject Collections upsert needs API v46+
@@ -206,7 +205,7 @@ class SalesforceSandbox(Sandbox):
         form = request.form()
         if form.get("grant_type") != "client_credentials":
             return Reply(400, {"error": "unsupported_grant_type", "error_description": "grant type not supported"})
-        client_id, client_secret = basic_credentials(request) or (
+        client_id, client_secret = request.basic() or (
             form.get("client_id", ""),
             form.get("client_secret", ""),
         )

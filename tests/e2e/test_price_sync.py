@@ -151,6 +151,16 @@ def test_an_erp_price_change_reaches_the_storefront_and_shopify_once_and_bad_row
     assert writes() == 4 and sandbox.applied["productVariantsBulkUpdate"] == 4
     assert len(stack.dead_letters(STOREFRONT)) == len(stack.dead_letters(STORE)) == 2  # nothing new parked
 
+    # Once the typo is fixed in the ERP, `syncline dlq redrive` brings the fix (no poll needed).
+    config = str(stack.config_file)  # type: ignore[attr-defined]
+    erp.set_prices([ItemPrice("SKU-NEG", "WEB", Decimal("1.00"))])
+    code, report = run_cli(stack, "dlq", "redrive", "--error", "negative price", "--json", "--config", config)
+    assert code == 0 and sum(queue["moved"] for queue in report) == 2  # one per pair
+    stack.drain()
+    assert _storefront(stack)["SKU-NEG"] == (Decimal("1.00"), None)
+    code, left = run_cli(stack, "dlq", "list", "--json", "--config", config)
+    assert code == 4 and sorted(m["keys"] for m in left) == [["SKU-GHOST"], ["SKU-GHOST"]]
+
 
 def test_backfill_and_reconcile_refuse_a_price_pair_instead_of_loading_stock_into_it(stack: LocalStack) -> None:
     config = str(stack.config_file)  # type: ignore[attr-defined]

@@ -12,6 +12,7 @@ from handlers import initialised
 from handlers.dependencies import dependencies
 from handlers.observability import logger, metrics
 from handlers.tracing import tracer
+from syncline.erp.sage300 import streams_for
 from syncline.poller import poll
 
 
@@ -32,6 +33,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             publisher=deps.publisher(),
             limits=deps.poll_limits(source),
             trace_id=scheduled.get_id,
+            streams=streams_for(pair.entity for pair in deps.config.pairs if pair.source == source),
         )
     except Exception:
         deps.reset_connections()

@@ -43,7 +43,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     )
     if result.failure:
         deps.reset_connections()
-    _report(result)
+    report_batch(result, pair.name, ENTITY)
 
     def verdict(record: SQSRecord) -> None:
         if record.message_id in result.failed_messages:
@@ -52,7 +52,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return dict(process_partial_response(event=event, record_handler=verdict, processor=processor, context=context))
 
 
-def _report(result: BatchResult) -> None:
+def report_batch(result: BatchResult, pair: str, entity: str) -> None:
+    """Metrics and logs of one ERP batch (inventory or prices); the demo reads "batch synced" per pair."""
     traces = sorted({record.trace_id for record in result.synced if record.trace_id})
     if traces:
         logger.set_correlation_id(traces[0])
@@ -78,6 +79,8 @@ def _report(result: BatchResult) -> None:
             "skipped_unchanged": result.skipped_unchanged,
             "skipped_stale": result.skipped_stale,
             "trace_ids": traces,
+            "pair": pair,
+            "entity": entity,
         },
     )
 

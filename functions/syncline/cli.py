@@ -144,11 +144,13 @@ def _demo(args: argparse.Namespace) -> int:
     figures = run_demo(items=args.items, changes=args.changes, seed=args.seed, database_url=args.database_url)
     if args.json:
         print(json.dumps(figures, indent=2))
-    consistency, stores = figures["consistency"], figures["stores_agree"]
+    consistency, stores, prices = figures["consistency"], figures["stores_agree"], figures["prices"]
     agree = (
         consistency["in_agreement"] == consistency["syncable"]
         and stores["equal"] == stores["compared"]
         and figures["crm_agrees"]
+        and prices["storefront_agree"] == prices["syncable"]
+        and prices["stores_agree"] == prices["store_prices"]
     )
     return 0 if agree else 1
 

@@ -128,6 +128,18 @@ class PairFilters(_Strict):
         return not (self.locations and location is not None and location not in self.locations)
 
 
+class PairPrices(_Strict):
+    """Which ERP prices a one-way ``price`` pair carries: Sage 300's base price (ICPRICP, DPRICETYPE 1) of one
+    price list in one currency, per the item's stock unit; optionally a second list's base price as the
+    struck-through 'compare at' price (dropped where it is not above the price)."""
+
+    price_list: str = Field(min_length=1, max_length=6, description="ICPRICP.PRICELIST, e.g. WEB")
+    currency: str = Field(pattern=r"^[A-Z]{3}$", description="ICPRICP.CURRENCY, the store's currency, e.g. USD")
+    compare_at_price_list: str | None = Field(
+        None, min_length=1, max_length=6, description="a second list (e.g. MSRP) whose base price is 'compare at'"
+    )
+
+
 class FieldGroup(_Strict):
     """Fields decided together by one conflict policy (e.g. the ERP owns price and on-hand)."""
 
@@ -148,6 +160,15 @@ class Pair(_Strict):
         default=LastWriterWinsSpec(rule="last_writer_wins"), description="default conflict policy"
     )
     field_groups: list[FieldGroup] = Field(default_factory=list)
+    prices: PairPrices | None = Field(None, description="price pairs: the ERP price list and currency they carry")
+
+    @model_validator(mode="after")
+    def _price_pair_names_its_prices(self) -> Pair:
+        if self.entity == "price" and self.direction == "one_way" and self.prices is None:
+            raise ValueError("a one-way price pair needs prices = { price_list = ..., currency = ... }")
+        if self.prices is not None and self.entity != "price":
+            raise ValueError(f"`prices` is for price pairs; this pair syncs {self.entity}")
+        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> Pair:

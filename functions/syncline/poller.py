@@ -1,6 +1,6 @@
 """ERP change detection: turn rows changed since the checkpoint into ChangeNotices.
 
-Per change stream (ICILOC, ICITEM) one run:
+Per change stream (ICILOC, ICITEM; ICPRICP when a pair syncs prices) one run:
 1. starts at the checkpoint: exactly after its position when the last run stopped at its row
    budget or between rescans; and, every ``rescan_every``, a whole ``lookback`` earlier, so a row committed late with an earlier stamp is still seen without
    re-reading the whole window on every run;
@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Protocol
 
 from syncline.erp.sage300 import ICILOC_STREAM, ICITEM_STREAM, ChangeStream, StampedKey
-from syncline.models import ALL_LOCATIONS, ChangeNotice, inventory_key
+from syncline.models import ChangeNotice
 from syncline.ports import Checkpoint, CheckpointMoved, CheckpointStore, NoticePublisher
 from syncline.stamps import StampError, parse_stamp, shift_stamp, stamp_of, version_of
 
@@ -193,15 +193,15 @@ def _row_hash(key: tuple[str, ...], version: int) -> int:
 def _notice(
     source: str, stream: ChangeStream, row: StampedKey, observed_at: datetime, trace_id: str | None
 ) -> ChangeNotice:
-    item = row.key[0]
-    location = row.key[1] if len(row.key) > 1 else ALL_LOCATIONS
-    key = inventory_key(item, location)
+    key = stream.notice_key(row.key)
+    # The delivery id names the row (a price's key is only its item: several rows may share it).
+    row_key = key if stream.entity == ENTITY else "|".join(row.key)
     return ChangeNotice(
         source_system=source,
-        entity=ENTITY,
+        entity=stream.entity,
         key=key,
         observed_at=observed_at,
         source_version=row.version,
-        delivery_id=f"{source}:{stream.name}:{key}:{row.version}",
+        delivery_id=f"{source}:{stream.name}:{row_key}:{row.version}",
         trace_id=trace_id,
     )

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol
 
+from syncline.canonical.entities import Price
 from syncline.models import ChangeNotice, DeadLetter, InventoryLevel, UnparsableMessage
 
 
@@ -68,6 +69,11 @@ class StateStore(StateWriter, Protocol):
 class InventoryTarget(Protocol):
     def upsert_inventory(self, levels: Sequence[InventoryLevel]) -> set[str]:
         """Write levels, never replacing a newer source version; return the keys actually written."""
+
+
+class PriceTarget(Protocol):
+    def upsert_prices(self, prices: Sequence[Price]) -> set[str]:
+        """Write prices (one per SKU), never replacing a newer source version; return the SKUs now in agreement."""
 
 
 class DeadLetterSink(Protocol):

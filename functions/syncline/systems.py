@@ -26,7 +26,7 @@ from syncline.config import (
 )
 from syncline.identity import IdentityStore
 from syncline.models import KEY_SEPARATOR, ChangeNotice, split_inventory_key
-from syncline.ports import InventoryTarget
+from syncline.ports import InventoryTarget, PriceTarget
 from syncline.twoway import RecordSystem
 
 if TYPE_CHECKING:
@@ -310,6 +310,26 @@ class SystemFactory:
 
             return FracttalInventoryTarget(self.fracttal(name), system.warehouse_code)
         raise LookupError(f"system {name!r} ({system.kind}) cannot be an inventory target")
+
+    def price_target(self, name: str) -> PriceTarget:
+        """``name`` as a one-way price target: the storefront's prices table, or a Shopify store's variants."""
+        system = self.config.systems[name]
+        if isinstance(system, PostgresSystem):
+            from syncline.adapters.storefront_pg import PostgresStorefrontPrices  # noqa: PLC0415
+
+            return PostgresStorefrontPrices(self.connection(name))
+        if isinstance(system, ShopifySystem):
+            from syncline.connectors.shopify import ShopifyPriceTarget  # noqa: PLC0415
+
+            identity = self.identity
+
+            def inventory_item(sku: str) -> str | None:
+                mapped = identity.get(INVENTORY_ITEM, sku) if identity else None
+                item = mapped.ids.get(name) if mapped else None
+                return shopify_gid("InventoryItem", item) if item else None
+
+            return ShopifyPriceTarget(self.shopify(name), inventory_item)
+        raise LookupError(f"system {name!r} ({system.kind}) cannot be a price target")
 
 
 @dataclass

@@ -162,6 +162,7 @@ ONE_WAY_KINDS: dict[str, frozenset[tuple[str, str]]] = {
     "inventory_level": frozenset(("sage300", target) for target in INVENTORY_TARGET_KINDS),
     "order": frozenset({("shopify", "oms")}),
     "shipment": frozenset({("oms", "shopify")}),
+    "price": frozenset({("sage300", "postgres"), ("sage300", "shopify")}),
 }
 ONE_WAY_WORKERS = {
     "inventory_level": (
@@ -172,6 +173,10 @@ ONE_WAY_WORKERS = {
     "shipment": (
         "handlers.shipment_worker.handler",
         "Shipments into {target} fulfilments: read fresh from the OMS, fulfilled once with tracking",
+    ),
+    "price": (
+        "handlers.price_worker.handler",
+        "ERP prices into {target}: fetched fresh from ICPRICP -> canonical -> state cache -> guarded write",
     ),
 }
 

@@ -22,8 +22,10 @@ def test_demo_runs_on_embedded_defaults_and_reports_consistency(capsys: pytest.C
     assert exit_code == 0
     assert "✓ consistent" in out
     assert "negative quantity: QTYONHAND = -5.0000" in out  # the DLQ table explains why
-    # 8 items x 3 locations, and the 5 spare parts at location 1 (the storefront takes them too)
-    assert '"in_agreement": 29' in out and '"dead_letters": 3' in out
+    # 8 items x 3 locations, and the 5 spare parts at location 1 (the storefront takes them too); parked: the
+    # 3 stock rows and 2 prices no storefront can take
+    assert '"in_agreement": 29' in out and '"dead_letters": 5' in out
+    assert "negative price: UNITPRICE of WEB = -4.500000" in out
 
 
 def test_demo_against_an_existing_server_via_database_url(services: Any, capsys: pytest.CaptureFixture[str]) -> None:

@@ -24,9 +24,20 @@ def test_the_demo_ends_consistent_with_a_row_per_pair() -> None:
         "crm-customers",
         "oms-shipments",
         "erp-cmms-spares",
+        "erp-storefront-prices",
+        "erp-store-a-prices",
+        "erp-store-b-prices",
     }
     assert pairs["erp-storefront-inventory"]["dlq"] == 3  # the three rows no storefront can take
-    assert all(row["dlq"] == 0 for name, row in pairs.items() if name != "erp-storefront-inventory")
+    assert pairs["erp-storefront-prices"]["dlq"] == 2  # a negative price, a price of an item missing from ICITEM
+    parked = {"erp-storefront-inventory", "erp-storefront-prices"}
+    assert all(row["dlq"] == 0 for name, row in pairs.items() if name not in parked)
+    prices = figures["prices"]
+    assert prices["storefront_agree"] == prices["syncable"] == 20  # every demo item's web price
+    assert prices["stores_agree"] == prices["store_prices"] == 20  # 10 variants in each store
+    # The stores sell SKU-0000..0009: each price written once at first, then the changed ones (round 2) once;
+    # round 3's duplicates wrote nothing.
+    assert pairs["erp-store-a-prices"]["synced"] == pairs["erp-store-b-prices"]["synced"] == 13
     assert pairs["store-a-orders"]["synced"] == 2  # placed, then fulfilled (the shipment's status came back)
     assert pairs["oms-shipments"]["synced"] == 1  # the OMS's shipment fulfilled the store order, once
     assert pairs["crm-customers"]["synced"] == 2  # one customer each way
@@ -36,3 +47,4 @@ def test_the_demo_ends_consistent_with_a_row_per_pair() -> None:
     text = out.getvalue()
     assert "Per sync pair" in text and "the two stores agree on 10 of 10 records" in text
     assert "HubSpot and the OMS agree on both customers" in text
+    assert "prices: the storefront matches the ERP's web prices for 20 of 20 syncable items" in text

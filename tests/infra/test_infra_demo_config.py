@@ -37,6 +37,9 @@ def test_every_worker_of_the_realistic_configuration_is_deployed(synthesized: An
         "sync_store_b",
         "sync_cmms",
         "sync_oms_order",
+        "sync_storefront_price",
+        "sync_store_a_price",
+        "sync_store_b_price",
         "sync_store_a_shipment",
         "twoway_stores_inventory",
         "twoway_crm_customers",
@@ -44,6 +47,23 @@ def test_every_worker_of_the_realistic_configuration_is_deployed(synthesized: An
         "conflict_sweeper",
         "token_refresher",
     } <= set(stack.functions)
+
+
+def test_each_price_worker_has_its_queue_dlq_and_rule_for_price_notices(synthesized: Any) -> None:
+    config, _, resources = synthesized
+    topology = build_topology(config)
+    for target in ("storefront", "store_a", "store_b"):
+        queue = topology.queue(f"sync_{target}_price")
+        worker = topology.function(queue.consumer)
+        assert worker.handler == "handlers.price_worker.handler"
+        assert worker.environment == {"SYNCLINE_TARGET": target} and worker.dead_letters_to == queue.id
+        (rule,) = [r for r in topology.rules if r.queue == queue.id]
+        assert rule.pattern["detail"] == {"entity": ["price"]} and rule.pattern["source"] == ["syncline.sage300"]
+        queues = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::SQS::Queue"]
+        names = {q.get("QueueName") for q in queues}
+        assert {queue.name, queue.dlq_name} <= names
+    poller = topology.function("poller")
+    assert poller.environment == {"SYNCLINE_SOURCE": "sage300"}
 
 
 def test_each_function_reads_exactly_the_secrets_its_spec_names(synthesized: Any) -> None:

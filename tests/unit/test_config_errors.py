@@ -157,7 +157,9 @@ def test_a_two_way_pair_gets_its_queue_worker_rule_and_the_conflict_sweeper(tmp_
 def test_a_pair_without_a_worker_yet_is_refused_at_topology_not_deployed(tmp_path: Path) -> None:
     from syncline.topology import build_topology
 
-    one_way_price = TWO_WAY.replace('direction = "two_way"', 'direction = "one_way"')
+    one_way_price = TWO_WAY.replace('direction = "two_way"', 'direction = "one_way"').replace(
+        'entity = "price"', 'entity = "price"\nprices = { price_list = "WEB", currency = "USD" }'
+    )
     with pytest.raises(
         ConfigError, match="pair 'stores': one_way price sync from postgres into postgres has no worker yet"
     ):
@@ -165,6 +167,24 @@ def test_a_pair_without_a_worker_yet_is_refused_at_topology_not_deployed(tmp_pat
     with_erp = TWO_WAY.replace('kind = "postgres"\nsecret = "syncline/store-a"', 'kind = "sage300"\nsecret = "x"')
     with pytest.raises(ConfigError, match="two-way sync needs systems it can read and write"):
         build_topology(load_config(_write(tmp_path, with_erp)))
+
+
+def test_a_one_way_price_pair_must_name_its_price_list_and_currency(tmp_path: Path) -> None:
+    one_way_price = TWO_WAY.replace('direction = "two_way"', 'direction = "one_way"')
+    with pytest.raises(ConfigError, match=r"line \d+: pairs\.0: Value error, a one-way price pair needs prices = "):
+        load_config(_write(tmp_path, one_way_price))
+    bad_currency = one_way_price.replace(
+        'entity = "price"', 'entity = "price"\nprices = { price_list = "WEB", currency = "usd" }'
+    )
+    with pytest.raises(ConfigError, match=r"pairs\.0\.prices\.currency: String should match pattern"):
+        load_config(_write(tmp_path, bad_currency))
+    on_stock = DEFAULT_PATH.read_text().replace(
+        'entity = "inventory_level"\n',
+        'entity = "inventory_level"\nprices = { price_list = "WEB", currency = "USD" }\n',
+        1,
+    )
+    with pytest.raises(ConfigError, match="`prices` is for price pairs; this pair syncs inventory_level"):
+        load_config(_write(tmp_path, on_stock))
 
 
 def test_two_systems_of_a_two_way_pair_cannot_be_the_same_table(tmp_path: Path) -> None:

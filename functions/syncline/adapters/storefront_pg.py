@@ -1,4 +1,4 @@
-"""The PostgreSQL storefront as a sync target: inventory levels, written newest-version-wins.
+"""The PostgreSQL storefront as a sync target: inventory levels and prices, written newest-version-wins.
 
 Every write path carries the guard ``WHERE target.source_version <= EXCLUDED.source_version`` so an
 older delivery never replaces newer data, whatever order messages arrive in.
@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
+from syncline.canonical.entities import Price
 from syncline.erp.sage300 import INVENTORY_FIELDS
 from syncline.models import InventoryLevel, inventory_key
 
@@ -60,8 +61,34 @@ MERGE_STAGED_SQL = (
 )
 
 
+# One row per SKU, price list and currency (what ERP price pairs write; see syncline.prices).
+PRICES_SCHEMA_SQL = """
+CREATE TABLE IF NOT EXISTS prices (
+    sku               text           NOT NULL,
+    price_list        text           NOT NULL,
+    currency          char(3)        NOT NULL,
+    price             numeric(19, 6) NOT NULL CHECK (price >= 0),
+    compare_at        numeric(19, 6) CHECK (compare_at > price),
+    source_version    bigint         NOT NULL,
+    source_updated_at timestamptz    NOT NULL,
+    synced_at         timestamptz    NOT NULL DEFAULT now(),
+    PRIMARY KEY (sku, price_list, currency)
+)
+"""
+UPSERT_PRICES_SQL = (
+    "INSERT INTO prices (sku, price_list, currency, price, compare_at, source_version, source_updated_at) "
+    "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::numeric[], %s::numeric[], %s::bigint[], "
+    "%s::timestamptz[]) "
+    "ON CONFLICT (sku, price_list, currency) DO UPDATE SET price = EXCLUDED.price, compare_at = EXCLUDED.compare_at, "
+    "source_version = EXCLUDED.source_version, source_updated_at = EXCLUDED.source_updated_at, synced_at = now() "
+    "WHERE prices.source_version <= EXCLUDED.source_version "
+    "RETURNING sku"
+)
+
+
 def ensure_schema(connection: Any) -> None:
     connection.execute(SCHEMA_SQL)
+    connection.execute(PRICES_SCHEMA_SQL)
 
 
 def as_row(level: InventoryLevel) -> tuple[Any, ...]:
@@ -148,3 +175,21 @@ class PostgresStorefront:
             if not empty:
                 connection.execute(MERGE_STAGED_SQL)
         return count
+
+
+class PostgresStorefrontPrices:
+    """``PriceTarget`` over the storefront's ``prices`` table (psycopg, autocommit): one guarded statement."""
+
+    def __init__(self, connection: Callable[[], Any]) -> None:
+        self._connection = connection
+
+    def upsert_prices(self, prices: Sequence[Price]) -> set[str]:
+        """Returns the SKUs written: those whose stored version was not newer."""
+        if not prices:
+            return set()
+        rows = [
+            (p.sku, p.price_list or "", p.currency, p.base, p.compare_at, p.source_version or 0, p.updated_at)
+            for p in prices
+        ]
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        return {sku for (sku,) in self._connection().execute(UPSERT_PRICES_SQL, columns).fetchall()}

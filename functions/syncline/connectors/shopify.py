@@ -30,7 +30,7 @@ from typing import Any, Final, Literal
 
 import httpx
 
-from syncline.canonical.entities import Shipment
+from syncline.canonical.entities import Price, Shipment
 from syncline.connectors import shopify_queries as q
 from syncline.connectors.http import ApiError, HttpApi, RetryPolicy
 from syncline.connectors.shopify_models import (
@@ -705,3 +705,40 @@ class ShopifyFulfillments:
 
 def _gid(kind: str, value: str) -> str:
     return value if value.startswith("gid://") else f"gid://shopify/{kind}/{value}"
+
+
+class ShopifyPriceTarget:
+    """``PriceTarget`` over Shopify: each SKU's variant (found through its inventory item in the identity map)
+    gets the price and compare-at price with ``productVariantsBulkUpdate``, one call per product, and only
+    where the store shows something else, so a replay writes nothing. SKUs not mapped to the store are not
+    written and not returned (the store does not sell them). Shopify keeps no source version: 'never older'
+    rests on the caller's state cache. The shop's currency is the pair's; Shopify keeps one per shop.
+    """
+
+    def __init__(self, admin: ShopifyAdmin, inventory_item: Callable[[str], str | None]) -> None:
+        self.admin, self.inventory_item = admin, inventory_item
+        self.unmapped: list[str] = []
+
+    def upsert_prices(self, prices: Sequence[Price]) -> set[str]:
+        by_product: dict[str, list[tuple[Price, str]]] = {}
+        for price in prices:
+            item_id = self.inventory_item(price.sku)
+            item = self.admin.inventory_item(item_id) if item_id else None
+            if item is None or item.variant_id is None or item.product_id is None:
+                self.unmapped.append(price.sku)
+                logger.warning("shopify: no variant mapped for SKU %s; price not written", price.sku)
+                continue
+            by_product.setdefault(item.product_id, []).append((price, item.variant_id))
+        agreed: set[str] = set()
+        for product_id, wanted in by_product.items():
+            product = self.admin.product(product_id)
+            shown = {v.id: (v.price, v.compare_at_price) for v in product.variants} if product else {}
+            changes = [
+                VariantPrice(variant_id, price.base, price.compare_at)
+                for price, variant_id in wanted
+                if variant_id in shown and shown[variant_id] != (price.base, price.compare_at)
+            ]
+            if changes:
+                self.admin.update_variant_prices(product_id, changes)
+            agreed |= {price.sku for price, variant_id in wanted if variant_id in shown}
+        return agreed

@@ -1,8 +1,9 @@
-"""Sage 300 Inventory Control, read-only: change detection over ICILOC/ICITEM and fetch-on-notify.
+"""Sage 300 Inventory Control, read-only: change detection over ICILOC/ICITEM/ICPRICP and fetch-on-notify.
 
 Tables (see shared/fixtures/sage300): ICITEM is the item master (ITEMNO, "DESC", STOCKUNIT, INACTIVE),
-ICILOC holds quantities per item and location (QTYONHAND, QTYCOMMIT, QTYSALORDR, QTYONORDER). Both carry
-AUDTDATE/AUDTTIME audit stamps. Key columns are fixed-width CHAR, so values are stripped on the way out.
+ICILOC holds quantities per item and location (QTYONHAND, QTYCOMMIT, QTYSALORDR, QTYONORDER), ICPRICP the
+price list item pricing (CURRENCY, ITEMNO, PRICELIST, DPRICETYPE, QTYUNIT, WEIGHTUNIT -> UNITPRICE). All
+carry AUDTDATE/AUDTTIME audit stamps. Key columns are fixed-width CHAR, so values are stripped on the way out.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any, Protocol
 
+from syncline.canonical.entities import Price
 from syncline.erp.sql import first_rows, in_list, keyset_after, keyset_params
-from syncline.models import InventoryLevel
+from syncline.models import ALL_LOCATIONS, InventoryLevel, inventory_key
 from syncline.stamps import StampError, parse_stamp, version_of
 
 # SQL Server allows 2,100 parameters per statement; stay well below it.
@@ -25,6 +27,9 @@ _ZERO = Decimal(0)
 _TIME_SCALE = 10**8
 # Sage 300 and the storefront hold quantities as decimal(19, 4): below 10^15.
 _MAX_QUANTITY = Decimal(10) ** 15
+# ICPRICP.UNITPRICE is BCD*10.6: 19 digits, 6 of them decimals, so below 10^13 (the storefront's numeric(19, 6)).
+_PRICE_SCALE = Decimal("0.000001")
+_MAX_PRICE = Decimal(10) ** 13
 
 
 class Cursor(Protocol):
@@ -48,6 +53,15 @@ class ChangeStream:
     name: str
     table: str
     key_columns: tuple[str, ...]
+    entity: str = "inventory_level"
+    item_column: int = 0  # where ITEMNO sits in key_columns
+
+    def notice_key(self, key: tuple[str, ...]) -> str:
+        """The key of a notice about a changed row: ``ITEM|LOCATION`` for stock (``*``: every location), the
+        item number for a price (the worker fetches that item's prices for its pair's list and currency)."""
+        if self.entity == "price":
+            return key[self.item_column]
+        return inventory_key(key[0], key[1] if len(key) > 1 else ALL_LOCATIONS)
 
     @property
     def order_columns(self) -> tuple[str, ...]:
@@ -70,7 +84,25 @@ class ChangeStream:
 
 ICILOC_STREAM = ChangeStream("ICILOC", "ICILOC", ("ITEMNO", "LOCATION"))
 ICITEM_STREAM = ChangeStream("ICITEM", "ICITEM", ("ITEMNO",))
-STREAMS: Mapping[str, ChangeStream] = {s.name: s for s in (ICILOC_STREAM, ICITEM_STREAM)}
+# ICPRICP's primary key, as Sage declares it (its "Currency Code" key).
+ICPRICP_STREAM = ChangeStream(
+    "ICPRICP",
+    "ICPRICP",
+    ("CURRENCY", "ITEMNO", "PRICELIST", "DPRICETYPE", "QTYUNIT", "WEIGHTUNIT"),
+    entity="price",
+    item_column=1,
+)
+STREAMS: Mapping[str, ChangeStream] = {s.name: s for s in (ICILOC_STREAM, ICITEM_STREAM, ICPRICP_STREAM)}
+
+
+def streams_for(entities: Iterable[str]) -> tuple[ChangeStream, ...]:
+    """The change streams a poller reads for the entities its pairs sync (stock when nothing else is asked)."""
+    wanted = set(entities)
+    streams = [*((ICILOC_STREAM, ICITEM_STREAM) if "inventory_level" in wanted else ())]
+    if "price" in wanted:
+        streams.append(ICPRICP_STREAM)
+    return tuple(streams) or (ICILOC_STREAM, ICITEM_STREAM)
+
 
 # Fixed-width CHAR keys and texts are trimmed by the server (RTRIM is ANSI enough for both engines).
 FETCH_COLUMNS = (
@@ -114,6 +146,31 @@ def bulk_page_sql(first: bool) -> str:
     """Keyset page over every ICILOC row (the bulk/backfill path), ordered by item and location."""
     where = "" if first else f"WHERE {keyset_after(('l.ITEMNO', 'l.LOCATION'))} "
     return f"SELECT {', '.join(FETCH_COLUMNS)} {_FETCH_FROM} {where}{first_rows(('l.ITEMNO', 'l.LOCATION'))}"
+
+
+# ICPRICP.DPRICETYPE 1, "Base Price Quantity": the list price per quantity unit (2 is the sale price, 3-6
+# weight- and cost-based prices).
+BASE_PRICE_QUANTITY = 1
+PRICE_COLUMNS = (
+    "RTRIM(p.ITEMNO)",
+    "RTRIM(p.CURRENCY)",
+    "RTRIM(p.PRICELIST)",
+    "RTRIM(p.QTYUNIT)",
+    "p.UNITPRICE",
+    "CAST(p.AUDTDATE AS INT)",
+    "CAST(p.AUDTTIME AS INT)",
+    "RTRIM(i.STOCKUNIT)",
+)
+PRICE_FIELDS = ("ITEMNO", "CURRENCY", "PRICELIST", "QTYUNIT", "UNITPRICE", "AUDTDATE", "AUDTTIME", "STOCKUNIT")
+
+
+def fetch_prices_sql(lists: int, items: int) -> str:
+    """ICPRICP rows of some items on some lists; LEFT JOIN so a price of an item missing from ICITEM is seen."""
+    return (
+        f"SELECT {', '.join(PRICE_COLUMNS)} FROM ICPRICP p LEFT JOIN ICITEM i ON i.ITEMNO = p.ITEMNO "
+        f"WHERE p.CURRENCY = %s AND p.DPRICETYPE = %s AND {in_list('p.PRICELIST', lists)} "
+        f"AND {in_list('p.ITEMNO', items)}"
+    )
 
 
 @dataclass(frozen=True)
@@ -187,6 +244,18 @@ class Sage300Reader:
             if len(page) < page_size:
                 return
             after = (page[-1]["ITEMNO"], page[-1]["LOCATION"])
+
+    def fetch_prices(self, items: Iterable[str], *, currency: str, price_lists: Sequence[str]) -> list[dict[str, Any]]:
+        """Current base prices (DPRICETYPE 1) of ``items`` in ``currency`` on ``price_lists``, with each item's
+        stock unit (None: the item is not in ICITEM): one query per 1,000 items."""
+        wanted = sorted(set(items))
+        rows: list[dict[str, Any]] = []
+        for start in range(0, len(wanted), MAX_IN_LIST):
+            chunk = wanted[start : start + MAX_IN_LIST]
+            params = [currency, BASE_PRICE_QUANTITY, *price_lists, *chunk]
+            sql = fetch_prices_sql(len(price_lists), len(chunk))
+            rows.extend(dict(zip(PRICE_FIELDS, row, strict=True)) for row in self._query(sql, params))
+        return rows
 
     def _query(self, sql: str, params: Sequence[object]) -> list[Any]:
         cursor = self._connection().cursor()
@@ -264,6 +333,81 @@ def inventory_row(record: Mapping[str, Any], locations: Mapping[str, str], tz: t
 def to_inventory_level(record: Mapping[str, Any], locations: Mapping[str, str], tz: tzinfo = UTC) -> InventoryLevel:
     """The validated canonical record of one fetched row (see :func:`inventory_row`)."""
     return InventoryLevel(**dict(zip(INVENTORY_FIELDS, inventory_row(record, locations, tz), strict=True)))
+
+
+@dataclass(frozen=True)
+class PriceSelection:
+    """Which ICPRICP rows make a pair's price: the base price of ``price_list`` in ``currency`` for the item's
+    stock unit, and optionally the base price of ``compare_at_list`` as the struck-through 'compare at' price."""
+
+    price_list: str
+    currency: str
+    compare_at_list: str | None = None
+
+    @property
+    def price_lists(self) -> tuple[str, ...]:
+        return (self.price_list,) if self.compare_at_list is None else (self.price_list, self.compare_at_list)
+
+
+def to_price(rows: Sequence[Mapping[str, Any]], selection: PriceSelection, tz: tzinfo = UTC) -> Price | None:
+    """The canonical price of one item from its fetched ICPRICP rows (:meth:`Sage300Reader.fetch_prices`), or
+    None when the item has no base price on the pair's list. Raises ``MappingError`` for a row no store can take.
+
+    A compare-at price that is not above the price is dropped: it would strike through nothing. The version is
+    the newest audit stamp of the rows used, so a change on either list syncs.
+    """
+    item = _text(rows[0], "ITEMNO")
+    stock_unit = rows[0]["STOCKUNIT"]
+    if stock_unit is None:
+        raise MappingError(f"item {item!r} has prices but is not in the item master (ICITEM)")
+    chosen: dict[str, Mapping[str, Any]] = {}
+    for row in rows:
+        if str(row["QTYUNIT"]) == str(stock_unit) and str(row["CURRENCY"]) == selection.currency:
+            chosen[str(row["PRICELIST"])] = row
+    base_row = chosen.get(selection.price_list)
+    if base_row is None:
+        priced = sorted({f"{row['PRICELIST']}/{row['QTYUNIT']}" for row in rows})
+        if any(str(row["PRICELIST"]) == selection.price_list for row in rows):
+            raise MappingError(
+                f"no {selection.price_list} price for the stock unit {stock_unit!r} (priced: {', '.join(priced)})"
+            )
+        return None
+    compare_row = chosen.get(selection.compare_at_list) if selection.compare_at_list else None
+    used = [base_row] if compare_row is None else [base_row, compare_row]
+    stamps = [(_stamp_part(row, "AUDTDATE"), _stamp_part(row, "AUDTTIME")) for row in used]
+    newest = max(stamps)
+    try:
+        moment = _moment(*newest, tz)
+    except StampError as exc:
+        raise MappingError(f"unparsable audit stamp: {exc}") from None
+    base = _price(base_row)
+    compare_at = _price(compare_row) if compare_row is not None else None
+    return Price(
+        sku=item,
+        currency=selection.currency,
+        base=base,
+        compare_at=compare_at if compare_at is not None and compare_at > base else None,
+        price_list=selection.price_list,
+        source_version=version_of(*newest),
+        updated_at=moment,
+    )
+
+
+def _price(row: Mapping[str, Any]) -> Decimal:
+    value, where = row["UNITPRICE"], f"UNITPRICE of {row['PRICELIST']}"
+    if value is None:
+        raise MappingError(f"{where} is empty")
+    try:
+        price = value if isinstance(value, Decimal) else Decimal(value)
+    except (ArithmeticError, TypeError, ValueError):
+        raise MappingError(f"{where} is not a number: {value!r:.40}") from None
+    if not price.is_finite():
+        raise MappingError(f"{where} is not a number: {price}")
+    if price < 0:
+        raise MappingError(f"negative price: {where} = {price}")
+    if price >= _MAX_PRICE:
+        raise MappingError(f"price out of range: {where} = {price} (BCD*10.6 holds less than 10^13)")
+    return price.quantize(_PRICE_SCALE)  # one scale (the ERP's six decimals) so 5.5 and 5.500000 hash the same
 
 
 @lru_cache(maxsize=4096)

@@ -1,5 +1,5 @@
-"""The demo scenario: a small Sage 300 company syncing stock to its PostgreSQL storefront, two Shopify stores
-(kept in agreement with each other), its OMS and its CMMS (``demo_stores``)."""
+"""The demo scenario: a small Sage 300 company syncing stock and prices to its PostgreSQL storefront and two
+Shopify stores (kept in agreement with each other), orders to its OMS, spare parts to its CMMS (``demo_stores``)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ from syncline.local.sage300 import Stock
 from syncline.local.stack import LocalStack
 
 QUEUE = "sync_storefront"
+PRICE_QUEUE = "sync_storefront_price"
+STOREFRONT_QUEUES = (QUEUE, PRICE_QUEUE)  # what a poll puts on the storefront's queues: shown, then replayed
 
 
 @dataclass
@@ -68,7 +70,9 @@ def run_demo(
         metric_log = MetricLog(stack.work_dir / "logs" / "functions.log")
         rounds: list[Round] = []
 
-        def run_round(title: str, what: str, deliveries: Callable[[list[str]], list[str]] | None = None) -> list[str]:
+        def run_round(
+            title: str, what: str, deliveries: Callable[[list[Message]], list[Message]] | None = None
+        ) -> list[Message]:
             """Poll, deliver, drain; returns the message bodies the poll produced."""
             metric_log.mark()
             began = time.perf_counter()
@@ -96,17 +100,24 @@ def run_demo(
         )
         erp.set_raw_stamp("SKU-STAMP", "2", 20261131, 12000000)
         demo_stores.seed(stack, erp)
+        demo_stores.seed_prices(erp, items)
         run_round(
             "1 · initial",
-            f"{items} items x 3 locations (10 sold in two Shopify stores), 5 spare parts for the CMMS, "
-            "plus 3 rows no storefront can take",
+            f"{items} items x 3 locations (10 sold in two Shopify stores) with web prices, 5 spare parts for the "
+            "CMMS, plus 3 stock rows and 2 prices no storefront can take",
         )
 
         # 2. A morning of stock movements and one item renamed in the item master.
         keys = rng.sample(sorted(k for k in erp.stock() if k[0].startswith("SKU-0")), changes)
         erp.set_stock(Stock(item, location, Decimal(rng.randint(0, 400))) for item, location in keys)
         erp.rename_item("SKU-0001", "Demo item 1 (new packaging)")
-        round_two = run_round("2 · changes", f"{changes} stock movements + 1 item renamed (3 locations)")
+        others = [f"SKU-{i:04d}" for i in range(10, items)]
+        repriced = ["SKU-0001", "SKU-0003", *rng.sample(others, min(8, len(others)))]
+        demo_stores.change_prices(erp, repriced)
+        round_two = run_round(
+            "2 · changes",
+            f"{changes} stock movements + 1 item renamed (3 locations) + {len(repriced)} web prices and 1 MSRP changed",
+        )
 
         # 3. Round 2's messages delivered twice more, shuffled (at-least-once delivery): nothing may change.
         metric_log.mark()
@@ -139,8 +150,10 @@ def _report(console: Console, stack: LocalStack, work_dir: Path, rounds: list[Ro
     """Print the summaries (rounds, consistency, DLQ, webhooks, per pair) and return the figures."""
     webhooks = _webhook_round(stack)
     consistency = _consistency(stack)
-    dead = stack.dead_letters(QUEUE)
+    prices = demo_stores.prices_agree(stack)
+    dead = [letter for queue in STOREFRONT_QUEUES for letter in stack.dead_letters(queue)]
     _print_summary(console, rounds, consistency, dead)
+    _print_prices(console, prices)
     _print_webhooks(console, webhooks)
     pairs = demo_stores.pair_figures(stack, work_dir / "logs" / "functions.log")
     demo_stores.print_pairs(console, pairs)
@@ -163,6 +176,7 @@ def _report(console: Console, stack: LocalStack, work_dir: Path, rounds: list[Ro
             for r in rounds
         ],
         "consistency": consistency,
+        "prices": prices,
         "dead_letters": len(dead),
         "webhooks": webhooks,
     }
@@ -195,24 +209,39 @@ def _print_webhooks(console: Console, webhooks: dict[str, int]) -> None:
     )
 
 
-def _take_messages(stack: LocalStack) -> list[str]:
-    """Take every waiting message off the sync queue (to show what the poll produced, and replay it)."""
-    sqs = boto3.client("sqs")
-    url = stack.resources.queues[QUEUE].url
-    bodies: list[str] = []
-    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
-        for message in messages:
-            bodies.append(message["Body"])
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-    return bodies
+Message = tuple[str, str]  # (queue id, body)
 
 
-def _send_messages(stack: LocalStack, bodies: list[str]) -> None:
+def _take_messages(stack: LocalStack) -> list[Message]:
+    """Take every waiting message off the storefront's queues (to show what the poll produced, and replay it)."""
     sqs = boto3.client("sqs")
-    url = stack.resources.queues[QUEUE].url
-    for start in range(0, len(bodies), 10):
-        entries = [{"Id": str(i), "MessageBody": body} for i, body in enumerate(bodies[start : start + 10])]
-        sqs.send_message_batch(QueueUrl=url, Entries=entries)  # type: ignore[arg-type]
+    taken: list[Message] = []
+    for queue in STOREFRONT_QUEUES:
+        url = stack.resources.queues[queue].url
+        while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+            for message in messages:
+                taken.append((queue, message["Body"]))
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return taken
+
+
+def _send_messages(stack: LocalStack, messages: list[Message]) -> None:
+    sqs = boto3.client("sqs")
+    for queue in STOREFRONT_QUEUES:
+        url = stack.resources.queues[queue].url
+        bodies = [body for where, body in messages if where == queue]
+        for start in range(0, len(bodies), 10):
+            entries = [{"Id": str(i), "MessageBody": body} for i, body in enumerate(bodies[start : start + 10])]
+            sqs.send_message_batch(QueueUrl=url, Entries=entries)  # type: ignore[arg-type]
+
+
+def _print_prices(console: Console, prices: dict[str, int]) -> None:
+    ok = prices["storefront_agree"] == prices["syncable"] and prices["stores_agree"] == prices["store_prices"]
+    console.print(
+        f"{'[green]✓[/]' if ok else '[red]✗[/]'} prices: the storefront matches the ERP's web prices for "
+        f"{prices['storefront_agree']} of {prices['syncable']} syncable items; the two stores show the ERP's price "
+        f"and compare-at price on {prices['stores_agree']} of {prices['store_prices']} variants"
+    )
 
 
 def _consistency(stack: LocalStack) -> dict[str, int]:

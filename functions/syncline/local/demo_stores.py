@@ -14,13 +14,14 @@ from rich.console import Console
 from rich.table import Table
 
 from syncline.config import DEFAULT_PATH
-from syncline.local.sage300 import Sage300Emulator, Stock
+from syncline.local.sage300 import ItemPrice, Sage300Emulator, Stock
 from syncline.local.stack import LocalStack
 from syncline.topology import Topology
 
 STORE_SKUS = [f"SKU-{i:04d}" for i in range(10)]  # what the stores sell (at the main warehouse)
 SPARE_PARTS = [(f"SP-{i:03d}", name) for i, name in enumerate(["Bearing", "V-belt", "Filter", "Seal kit", "Fuse"])]
 WAREHOUSE = "PLANT-1"
+PRICE_LIST, COMPARE_AT_LIST, CURRENCY = "WEB", "MSRP", "USD"  # the stores' ERP price list, and the 'was' price
 DEMO_SYSTEMS = f"""
 # --- the demo's stores, OMS and CMMS (appended to functions/syncline.toml by `syncline demo`) ---
 [systems.store_a]
@@ -128,6 +129,29 @@ target = "store_a"
 entity = "shipment"
 
 [[pairs]]
+name = "erp-storefront-prices"
+source = "sage300"
+target = "storefront"
+entity = "price"
+prices = {{ price_list = "{PRICE_LIST}", currency = "{CURRENCY}", compare_at_price_list = "{COMPARE_AT_LIST}" }}
+
+[[pairs]]
+name = "erp-store-a-prices"
+source = "sage300"
+target = "store_a"
+entity = "price"
+prices = {{ price_list = "{PRICE_LIST}", currency = "{CURRENCY}", compare_at_price_list = "{COMPARE_AT_LIST}" }}
+filters = {{ sku_prefixes = ["SKU-000"] }}
+
+[[pairs]]
+name = "erp-store-b-prices"
+source = "sage300"
+target = "store_b"
+entity = "price"
+prices = {{ price_list = "{PRICE_LIST}", currency = "{CURRENCY}", compare_at_price_list = "{COMPARE_AT_LIST}" }}
+filters = {{ sku_prefixes = ["SKU-000"] }}
+
+[[pairs]]
 name = "erp-cmms-spares"
 source = "sage300"
 target = "cmms"
@@ -153,6 +177,64 @@ def seed(stack: LocalStack, erp: Sage300Emulator) -> None:
     cmms = stack.sandboxes["cmms"]
     for code, _ in SPARE_PARTS[:4]:  # the fifth is not stocked in the CMMS: reported, never created
         cmms.add_item(WAREHOUSE, code, stock=0, unit_cost_stock=12.5)
+
+
+def seed_prices(erp: Sage300Emulator, items: int) -> None:
+    """Web prices for every item, a higher MSRP (the 'compare at' price) for every third, a lower one for every
+    seventh (dropped: it would strike through nothing), and two rows no store can take."""
+    rows = []
+    for i in range(items):
+        web = Decimal(10 + i % 50) + Decimal("0.99")
+        rows.append(ItemPrice(f"SKU-{i:04d}", PRICE_LIST, web, CURRENCY))
+        if i % 3 == 0:
+            rows.append(ItemPrice(f"SKU-{i:04d}", COMPARE_AT_LIST, web + 5, CURRENCY))
+        elif i % 7 == 0:
+            rows.append(ItemPrice(f"SKU-{i:04d}", COMPARE_AT_LIST, web - 1, CURRENCY))
+    rows.append(ItemPrice("SKU-QC", PRICE_LIST, Decimal("-4.50"), CURRENCY))  # a typo in the ERP
+    rows.append(ItemPrice("SKU-GONE", PRICE_LIST, Decimal("9.99"), CURRENCY))  # priced, missing from ICITEM
+    erp.set_prices(rows)
+
+
+def change_prices(erp: Sage300Emulator, skus: list[str]) -> None:
+    """A price update on the web list (some of the stores' SKUs among them) and one new MSRP."""
+    erp.set_prices(
+        ItemPrice(sku, PRICE_LIST, Decimal(20 + n) + Decimal("0.49"), CURRENCY) for n, sku in enumerate(skus)
+    )
+    erp.set_prices([ItemPrice(STORE_SKUS[2], COMPARE_AT_LIST, Decimal("99.00"), CURRENCY)])
+
+
+def prices_agree(stack: LocalStack) -> dict[str, int]:
+    """The ERP's web prices (and compare-at prices) against the storefront's prices table and both stores."""
+    erp = stack.erp()
+    known, prices = erp.item_numbers(), erp.prices()
+    expected: dict[str, tuple[Decimal, Decimal | None]] = {}
+    for (item, currency, price_list, kind, unit), price in prices.items():
+        if (currency, price_list, kind, unit) == (CURRENCY, PRICE_LIST, 1, "EA") and item in known and price >= 0:
+            msrp = prices.get((item, CURRENCY, COMPARE_AT_LIST, 1, "EA"))
+            expected[item] = (price, msrp if msrp is not None and msrp > price else None)
+    stored = {
+        sku: (price, compare_at)
+        for sku, price, compare_at in stack.storefront()
+        .execute(
+            "SELECT sku, price, compare_at FROM prices WHERE price_list = %s AND currency = %s", [PRICE_LIST, CURRENCY]
+        )
+        .fetchall()
+    }
+    sold = [sku for sku in STORE_SKUS if sku in expected]  # a demo with fewer items prices fewer of them
+    in_stores = 0
+    for store in ("store_a", "store_b"):
+        variants = {data["sku"]: data for data in stack.sandboxes[store].variants.values()}
+        for sku in sold:
+            shown = variants[sku]
+            compare = shown.get("compareAtPrice")
+            in_stores += (Decimal(shown["price"]), None if compare is None else Decimal(compare)) == expected[sku]
+    return {
+        "syncable": len(expected),
+        "storefront_agree": sum(1 for sku, value in expected.items() if stored.get(sku) == value),
+        "storefront_rows": len(stored),
+        "store_prices": 2 * len(sold),
+        "stores_agree": in_stores,
+    }
 
 
 def store_activity(stack: LocalStack) -> str:
@@ -243,7 +325,12 @@ def pair_figures(stack: LocalStack, log_file: Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             continue
         message = record.get("message")
-        if message == "batch synced":
+        if message == "batch synced" and record.get("pair"):
+            row = figures[record["pair"]]
+            row["seen"] += record.get("notices", 0)
+            row["synced"] += record.get("synced", 0)
+            row["skipped"] += record.get("skipped_unchanged", 0) + record.get("skipped_stale", 0)
+        elif message == "batch synced":
             target = str(record.get("function_name", "")).removeprefix(f"{config.app}-sync_")
             if any(p.target == target and p.direction == "one_way" for p in config.pairs):
                 row = figures[config.one_way_pair(target, "inventory_level").name]

@@ -54,9 +54,31 @@ CREATE TABLE ICILOC (
     RECENTCOST DECIMAL(19, 6) NOT NULL DEFAULT 0,
     PRIMARY KEY (ITEMNO, LOCATION)
 );
+-- Price list item pricing (AOM ICPRICP, view IC0482). No foreign key to ICITEM, as in Sage's own tables.
+CREATE TABLE ICPRICP (
+    CURRENCY   CHAR(3)        NOT NULL,
+    ITEMNO     CHAR(24)       NOT NULL,
+    PRICELIST  CHAR(6)        NOT NULL,
+    DPRICETYPE SMALLINT       NOT NULL,
+    QTYUNIT    CHAR(10)       NOT NULL,
+    WEIGHTUNIT CHAR(10)       NOT NULL DEFAULT '',
+    AUDTDATE   DECIMAL(9, 0)  NOT NULL,
+    AUDTTIME   DECIMAL(9, 0)  NOT NULL,
+    AUDTUSER   CHAR(8)        NOT NULL,
+    AUDTORG    CHAR(6)        NOT NULL,
+    UNITPRICE  DECIMAL(19, 6) NOT NULL DEFAULT 0,
+    CONVERSION DECIMAL(19, 6) NOT NULL DEFAULT 1,
+    SALESTART  DECIMAL(9, 0)  NOT NULL DEFAULT 0,
+    SALEEND    DECIMAL(9, 0)  NOT NULL DEFAULT 0,
+    LASTPRICDT DECIMAL(9, 0)  NOT NULL DEFAULT 0,
+    PREVPRICE  DECIMAL(19, 6) NOT NULL DEFAULT 0,
+    PRIMARY KEY (CURRENCY, ITEMNO, PRICELIST, DPRICETYPE, QTYUNIT, WEIGHTUNIT)
+);
 -- Change scans order by (AUDTDATE, AUDTTIME, key); a DBA would add these on a real Sage server.
 CREATE INDEX ICILOC_AUDIT ON ICILOC (AUDTDATE, AUDTTIME, ITEMNO, LOCATION);
 CREATE INDEX ICITEM_AUDIT ON ICITEM (AUDTDATE, AUDTTIME, ITEMNO);
+CREATE INDEX ICPRICP_AUDIT ON ICPRICP (AUDTDATE, AUDTTIME, CURRENCY, ITEMNO, PRICELIST, DPRICETYPE, QTYUNIT, WEIGHTUNIT);
+CREATE INDEX ICPRICP_ITEM ON ICPRICP (ITEMNO, CURRENCY, PRICELIST);
 """
 
 LOCATIONS = (("1", "Main warehouse"), ("2", "East store"), ("3", "West store"))
@@ -70,6 +92,18 @@ class Stock:
     on_hand: Decimal
     committed: Decimal = Decimal(0)
     on_order: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True)
+class ItemPrice:
+    """One ICPRICP row: ``price`` of ``item`` per ``unit`` on ``price_list`` (DPRICETYPE 1 = base price)."""
+
+    item: str
+    price_list: str
+    price: Decimal
+    currency: str = "USD"
+    unit: str = "EA"
+    price_type: int = 1
 
 
 class Sage300Emulator:
@@ -126,6 +160,50 @@ class Sage300Emulator:
             'UPDATE ICITEM SET "DESC" = %s, AUDTDATE = %s, AUDTTIME = %s WHERE ITEMNO = %s',
             [description, date, time, item],
         )
+
+    def set_prices(
+        self, rows: Iterable[ItemPrice], *, at: datetime | None = None, stamp: tuple[int, int] | None = None
+    ) -> None:
+        """Insert or update ICPRICP rows with a fresh audit stamp, keeping the previous price as Sage does."""
+        date, time = stamp or stamp_of(at or datetime.now(UTC))
+        with self._connection.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO ICPRICP (CURRENCY, ITEMNO, PRICELIST, DPRICETYPE, QTYUNIT, AUDTDATE, AUDTTIME, AUDTUSER, "
+                "AUDTORG, UNITPRICE, LASTPRICDT) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (CURRENCY, ITEMNO, PRICELIST, DPRICETYPE, QTYUNIT, WEIGHTUNIT) DO UPDATE SET "
+                "AUDTDATE = EXCLUDED.AUDTDATE, AUDTTIME = EXCLUDED.AUDTTIME, PREVPRICE = ICPRICP.UNITPRICE, "
+                "UNITPRICE = EXCLUDED.UNITPRICE, LASTPRICDT = EXCLUDED.LASTPRICDT",
+                [
+                    (
+                        r.currency,
+                        r.item,
+                        r.price_list,
+                        r.price_type,
+                        r.unit,
+                        date,
+                        time,
+                        AUDIT_USER,
+                        AUDIT_ORG,
+                        r.price,
+                        date,
+                    )
+                    for r in rows
+                ],
+            )
+
+    def prices(self) -> dict[tuple[str, str, str, int, str], Decimal]:
+        """(item, currency, price list, price type, unit) -> unit price, as the ERP holds them."""
+        rows = self._connection.execute(
+            "SELECT ITEMNO, CURRENCY, PRICELIST, DPRICETYPE, QTYUNIT, UNITPRICE FROM ICPRICP"
+        ).fetchall()
+        return {
+            (item.rstrip(), currency.rstrip(), price_list.rstrip(), int(kind), unit.rstrip()): price
+            for item, currency, price_list, kind, unit, price in rows
+        }
+
+    def item_numbers(self) -> set[str]:
+        """Every ITEMNO of the item master (ICITEM)."""
+        return {str(item).rstrip() for (item,) in self._connection.execute("SELECT ITEMNO FROM ICITEM").fetchall()}
 
     def stock(self) -> dict[tuple[str, str], tuple[Decimal, Decimal, Decimal]]:
         rows = self._connection.execute(

@@ -1,0 +1,406 @@
+"""The sides and repairs ``syncline.ops.reconcile`` compares and runs, per kind of pair.
+
+- One-way ERP inventory (Sage 300 -> the PostgreSQL storefront, a Shopify store, a Fracttal warehouse): the
+  ERP's rows mapped exactly as the sync worker maps them, against the target's own records. The repair
+  fetches the *current* ERP rows of the keys to fix and writes them through ``syncline.sync.write_levels``
+  (the worker's path: the target's version guard or compare-and-swap, then the state cache). A row deleted
+  in the ERP is deleted from the storefront (re-checked against the ERP, guarded by the version the compare
+  saw); a Shopify product or a Fracttal spare part is never deleted: it is left and the report says why.
+- Two-way pairs (PostgreSQL records, Shopify inventory, HubSpot contacts, OMS customers): every record either
+  side holds, its values as the pair's sync reads them. The repair runs the pair's ``TwoWaySync`` for each
+  key that differs, so the configured conflict policy decides (never one side written blindly), echoes are
+  expected before each write, and what no rule settles goes to the conflict list.
+
+``coverage`` says which pairs are covered; ``reconciliation`` builds one from the collaborators the CLI and
+the scheduled reconciler both have. No AWS import here: the callers pass in what touches AWS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Protocol
+
+from syncline.config import FracttalSystem, Pair, PostgresSystem, ShopifySystem, SynclineConfig
+from syncline.erp.sage300 import INVENTORY_FIELDS, MappingError, inventory_row, to_inventory_level
+from syncline.models import InventoryLevel, inventory_key
+from syncline.ops.reconcile import (
+    ApplyReport,
+    Discrepancy,
+    Entry,
+    Kind,
+    Reconciliation,
+    Side,
+    Unmappable,
+)
+from syncline.ports import InventoryTarget, KnownState
+from syncline.sync import ENTITY, PairContext, pair_context, write_levels
+from syncline.topology import TWO_WAY_KINDS
+from syncline.twoway import Outcome, RecordChanged, fingerprint
+
+if TYPE_CHECKING:
+    from syncline.review import ConflictReview
+    from syncline.systems import SystemFactory
+    from syncline.twoway import Copy, TwoWaySync
+
+COMPARED_FIELDS = INVENTORY_FIELDS[2:9]  # on_hand ... active: what the sync writes to the storefront
+_VERSION = INVENTORY_FIELDS.index("source_version")
+INVENTORY_TARGETS = {"postgres": "the PostgreSQL storefront", "shopify": "a Shopify store", "fracttal": "Fracttal"}
+COVERED = (
+    "one-way inventory_level from sage300 into postgres, shopify or fracttal; "
+    f"two-way pairs between {', '.join(sorted(TWO_WAY_KINDS))}"
+)
+NOT_DELETED = (
+    "left: {system} is a SaaS target and reconcile never deletes its products; the ERP no longer has this row, "
+    "so archive or delete it in {system} by hand if it is really gone"
+)
+NOT_STOCKED = (
+    "{system} does not stock this item at this location (or the SKU has no inventory item mapped, see `syncline map`); "
+    "Syncline never stocks items: stock it there to sync it"
+)
+NOT_CREATED = "{system} does not stock this code and Syncline never creates spare parts: add it there to sync it"
+
+
+class ReconcileSource(Protocol):
+    def iter_all(self, page_size: int = ...) -> Iterator[list[dict[str, Any]]]: ...
+    def fetch_items(self, items: Iterable[str]) -> list[dict[str, Any]]: ...
+
+
+class ReconcileState(Protocol):
+    def commit_many(self, pair: str, entity: str, states: Mapping[str, KnownState]) -> set[str]: ...
+    def forget_many(self, pair: str, entity: str, keys: Sequence[str]) -> None: ...
+
+
+class StorefrontRows(InventoryTarget, Protocol):
+    def iter_rows(self, page_size: int = ...) -> Iterator[list[tuple[Any, ...]]]:
+        """Every row, ``INVENTORY_FIELDS`` order, in pages."""
+
+    def delete_inventory(self, rows: Sequence[tuple[str, str, int]]) -> set[str]:
+        """Delete (sku, location) rows whose version is still at most the given one; return the keys deleted."""
+
+
+# -- which pairs ---------------------------------------------------------------------------------------------
+def coverage(config: SynclineConfig, pair: Pair) -> str | None:
+    """None when reconcile covers ``pair``; else why not, naming what is covered."""
+    source, target = config.systems[pair.source], config.systems[pair.target]
+    if pair.direction == "two_way":
+        if source.kind in TWO_WAY_KINDS and target.kind in TWO_WAY_KINDS:
+            return None
+    elif pair.entity == "inventory_level" and source.kind == "sage300" and target.kind in INVENTORY_TARGETS:
+        if isinstance(target, FracttalSystem) and len(_target_locations(pair)) != 1:
+            return (
+                f"{pair.name} maps {len(_target_locations(pair))} locations into {pair.target}, which holds one "
+                "quantity per spare part: give the pair one location ([pairs.filters] locations) to reconcile it"
+            )
+        return None
+    return (
+        f"reconcile covers {COVERED}; {pair.name} is {pair.direction} {pair.entity}, "
+        f"{source.kind} -> {target.kind} (not covered yet: compare it with the systems' own reports)"
+    )
+
+
+def reconcilable(config: SynclineConfig, pair: Pair) -> bool:
+    return coverage(config, pair) is None
+
+
+def _target_locations(pair: Pair) -> set[str]:
+    """The target locations the pair writes (those of the source locations its filters let through)."""
+    allowed = pair.filters.locations
+    return {target for source, target in pair.locations.items() if not allowed or source in allowed}
+
+
+@dataclass
+class Collaborators:
+    """What building a reconciliation needs; the CLI and the scheduled reconciler each pass theirs.
+
+    ``erp(system)``: a read-only ERP reader; ``state()``: the state cache; ``twoway(pair)``: the pair's engine as
+    its worker builds it; ``review()``: the conflict list. Only the repair calls the last three."""
+
+    systems: SystemFactory
+    erp: Callable[[str], ReconcileSource]
+    state: Callable[[], ReconcileState]
+    twoway: Callable[[str], TwoWaySync]
+    review: Callable[[], ConflictReview]
+
+
+def reconciliation(config: SynclineConfig, pair: Pair, using: Collaborators) -> Reconciliation:
+    """The pair's sides and repair (``coverage(config, pair)`` must be None)."""
+    reason = coverage(config, pair)
+    if reason is not None:
+        raise LookupError(reason)
+    source, target = config.systems[pair.source], config.systems[pair.target]
+    labels = (f"{pair.source} ({source.kind})", f"{pair.target} ({target.kind})")
+    if pair.direction == "two_way":
+        return Reconciliation(
+            pair.name,
+            pair.entity,
+            RecordSide(_copies(using.systems, pair.source)),
+            RecordSide(_copies(using.systems, pair.target)),
+            TwoWayRepair(pair.name, pair.entity, using.twoway, using.review),
+            labels,
+        )
+    context = pair_context(config, pair)
+    erp = using.erp(pair.source)
+    writer = using.systems.inventory_target(pair.target)
+    notes: dict[Kind, str] = {}
+    target_side: Side
+    if isinstance(target, PostgresSystem):
+        project: Callable[[tuple[Any, ...]], dict[str, Any]] = _storefront_values
+        target_side = StorefrontSide(writer, _in_scope(pair))  # type: ignore[arg-type]
+    elif isinstance(target, ShopifySystem):
+        name = target.quantity
+        project = _shopify_values(name)
+        target_side = ShopifySide(lambda size: using.systems.shopify_levels(pair.target, size), name, _in_scope(pair))
+        notes["missing_in_source"] = NOT_DELETED.format(system=pair.target)
+        notes["missing_in_target"] = NOT_STOCKED.format(system=pair.target)
+    else:
+        assert isinstance(target, FracttalSystem)  # noqa: S101 - coverage admits these three kinds only
+        (location,) = _target_locations(pair)
+        project = _fracttal_values
+        target_side = FracttalSide(using.systems.fracttal(pair.target), target.warehouse_code, location, pair)
+        notes["missing_in_source"] = NOT_DELETED.format(system=pair.target)
+        notes["missing_in_target"] = NOT_CREATED.format(system=pair.target)
+    return Reconciliation(
+        pair.name,
+        pair.entity,
+        ErpInventorySide(erp, context, project),
+        target_side,
+        InventoryRepair(context, erp, writer, using.state, deletes=isinstance(target, PostgresSystem)),
+        labels,
+        notes,
+    )
+
+
+# -- one-way inventory: the ERP side -------------------------------------------------------------------------
+@dataclass
+class ErpInventorySide:
+    """The ERP's rows inside the pair's filters, mapped as the worker maps them, projected to what the target holds."""
+
+    reader: ReconcileSource
+    pair: PairContext
+    project: Callable[[tuple[Any, ...]], dict[str, Any]]
+
+    def pages(self, page_size: int) -> Iterator[Sequence[Entry | Unmappable]]:
+        for records in self.reader.iter_all(page_size):
+            page: list[Entry | Unmappable] = []
+            for record in records:
+                item, erp_location = str(record["ITEMNO"]), str(record["LOCATION"])
+                if not self.pair.accepts(item, erp_location):
+                    continue
+                mapped = self.pair.locations.get(erp_location)
+                try:
+                    row = inventory_row(record, self.pair.locations, self.pair.tz)
+                    values = self.project(row)
+                except (MappingError, ValueError) as exc:
+                    key = inventory_key(item, mapped) if mapped is not None else None
+                    page.append(Unmappable(f"{item}|{erp_location}", str(exc), key))
+                    continue
+                page.append(Entry(inventory_key(row[0], row[1]), values, int(row[_VERSION]), (item, erp_location)))
+            yield page
+
+
+def _storefront_values(row: tuple[Any, ...]) -> dict[str, Any]:
+    return {name: row[i] for i, name in enumerate(INVENTORY_FIELDS) if name in COMPARED_FIELDS}
+
+
+def _shopify_values(name: str) -> Callable[[tuple[Any, ...]], dict[str, Any]]:
+    index = INVENTORY_FIELDS.index(name)
+
+    def project(row: tuple[Any, ...]) -> dict[str, Any]:
+        quantity = Decimal(row[index])
+        if quantity != quantity.to_integral_value():
+            raise MappingError(f"{name} {quantity} is not a whole number; Shopify quantities are integers")
+        return {name: int(quantity)}
+
+    return project
+
+
+def _fracttal_values(row: tuple[Any, ...]) -> dict[str, Any]:
+    return {"stock": Decimal(row[INVENTORY_FIELDS.index("on_hand")])}
+
+
+def _in_scope(pair: Pair) -> Callable[[str, str], bool]:
+    """Whether a target row (SKU, target location) is the pair's business: some source location mapped to it passes
+    the pair's filters. Rows outside are not compared (another pair, or nobody, feeds them)."""
+    sources: dict[str, list[str]] = {}
+    for source, target in pair.locations.items():
+        sources.setdefault(target, []).append(source)
+    return lambda sku, location: any(pair.filters.accepts(sku, source) for source in sources.get(location, ()))
+
+
+# -- one-way inventory: the target sides ----------------------------------------------------------------------
+@dataclass
+class StorefrontSide:
+    storefront: StorefrontRows
+    in_scope: Callable[[str, str], bool]
+
+    def pages(self, page_size: int) -> Iterator[Sequence[Entry | Unmappable]]:
+        for rows in self.storefront.iter_rows(page_size):
+            yield [
+                Entry(inventory_key(row[0], row[1]), _storefront_values(row), int(row[_VERSION]))
+                for row in rows
+                if self.in_scope(row[0], row[1])
+            ]
+
+
+@dataclass
+class ShopifySide:
+    """A store's levels at the pair's locations, keyed by the identity map's SKU (levels of items nobody mapped
+    are not Syncline's and are not compared); the one quantity the store syncs (``available`` or ``on_hand``)."""
+
+    levels: Callable[[int], Iterator[list[tuple[str, str, Any]]]]
+    name: str
+    in_scope: Callable[[str, str], bool]
+
+    def pages(self, page_size: int) -> Iterator[Sequence[Entry | Unmappable]]:
+        for page in self.levels(min(page_size, 250)):
+            yield [
+                Entry(inventory_key(sku, location), {self.name: level.quantity(self.name)})
+                for sku, location, level in page
+                if self.in_scope(sku, location)
+            ]
+
+
+@dataclass
+class FracttalSide:
+    """A Fracttal warehouse: one stock per spare-part code, keyed at the pair's one target location."""
+
+    client: Any
+    warehouse: str
+    location: str
+    pair: Pair
+
+    def pages(self, page_size: int) -> Iterator[Sequence[Entry | Unmappable]]:
+        page: list[Entry | Unmappable] = []
+        for item in self.client.list_items(self.warehouse):
+            if not any(self.pair.filters.accepts(item.match_code, source) for source in self.pair.locations):
+                continue
+            page.append(Entry(inventory_key(item.match_code, self.location), {"stock": item.stock}))
+            if len(page) >= page_size:
+                yield page
+                page = []
+        yield page
+
+
+# -- one-way inventory: the repair ---------------------------------------------------------------------------
+@dataclass
+class InventoryRepair:
+    """Writes the current ERP rows of the keys that differ through the worker's write path; deletes rows the ERP
+    lost from the storefront only (``deletes``); leaves target-ahead rows and SaaS records the ERP lacks."""
+
+    pair: PairContext
+    source: ReconcileSource
+    target: InventoryTarget
+    state: Callable[[], ReconcileState]
+    deletes: bool
+
+    def __call__(self, batch: Sequence[Discrepancy], result: ApplyReport) -> None:
+        to_write = [d for d in batch if d.kind in ("missing_in_target", "mismatch")]
+        to_delete = [d for d in batch if d.kind == "missing_in_source"]
+        result.left += sum(1 for d in batch if d.kind == "target_ahead")
+        state = self.state()
+        if to_write:
+            current = self._current_levels({d.item for d in to_write}, result)
+            levels = [current[d.key] for d in to_write if d.key in current]
+            accepted = write_levels(levels, target=self.target, state=state, pair=self.pair.name)
+            result.upserted += len(accepted)
+            result.unchanged += len(levels) - len(accepted)
+        if not to_delete:
+            return
+        if not self.deletes:
+            result.left += len(to_delete)
+            return
+        # Re-check: a row that is back in the ERP (or was only unmappable a moment ago) is not deleted.
+        present = self._present_keys({d.item for d in to_delete})
+        gone = [d for d in to_delete if d.key not in present]
+        result.kept += len(to_delete) - len(gone)
+        storefront: StorefrontRows = self.target  # type: ignore[assignment]
+        deleted = storefront.delete_inventory([(d.item, d.key.rpartition("|")[2], d.target_version or 0) for d in gone])
+        if deleted:
+            state.forget_many(self.pair.name, ENTITY, sorted(deleted))
+        result.deleted += len(deleted)
+        result.unchanged += len(gone) - len(deleted)
+
+    def _current_levels(self, items: Iterable[str], result: ApplyReport) -> dict[str, InventoryLevel]:
+        """Fresh ERP rows of ``items`` as canonical levels, by target key (fetch-on-notify, never the snapshot)."""
+        levels = {}
+        for record in self.source.fetch_items(items):
+            if not self.pair.accepts(str(record["ITEMNO"]), str(record["LOCATION"])):
+                continue
+            try:
+                level = to_inventory_level(record, self.pair.locations, self.pair.tz)
+            except (MappingError, ValueError) as exc:
+                result.rejected.append((f"{record['ITEMNO']}|{record['LOCATION']}", str(exc)))
+                continue
+            levels[level.key] = level
+        return levels
+
+    def _present_keys(self, items: Iterable[str]) -> set[str]:
+        keys = set()
+        for record in self.source.fetch_items(items):
+            location = self.pair.locations.get(str(record["LOCATION"]))
+            if location is not None:
+                keys.add(inventory_key(str(record["ITEMNO"]), location))
+        return keys
+
+
+# -- two-way pairs -------------------------------------------------------------------------------------------
+def _copies(systems: SystemFactory, name: str) -> Callable[[int], Iterator[list[tuple[str, Copy]]]]:
+    return lambda page_size: systems.record_copies(name, page_size)
+
+
+@dataclass
+class RecordSide:
+    """Every record a two-way system holds, its values as the pair's sync reads them (versions are each system's
+    own, so they are not compared)."""
+
+    copies: Callable[[int], Iterator[list[tuple[str, Copy]]]]
+
+    def pages(self, page_size: int) -> Iterator[Sequence[Entry | Unmappable]]:
+        for page in self.copies(page_size):
+            yield [Entry(key, dict(copy.values)) for key, copy in page]
+
+
+@dataclass
+class TwoWayRepair:
+    """Runs the pair's two-way sync for each key that differs: the pair's policy decides, what no rule settles goes
+    to the conflict list. A copy deleted in one system while the other kept its agreed copy is no change to two-way
+    sync (it never propagates a deletion), so it would stay missing: that copy is restored from the one left,
+    through ``TwoWaySync.apply`` (guarded by the versions just read, echo expected, base committed)."""
+
+    pair: str
+    entity: str
+    twoway: Callable[[str], TwoWaySync]
+    review: Callable[[], ConflictReview]
+
+    def __call__(self, batch: Sequence[Discrepancy], result: ApplyReport) -> None:
+        sync, review = self.twoway(self.pair), self.review()
+        for discrepancy in batch:
+            try:
+                outcome = sync.sync(discrepancy.key)
+                if outcome.status in ("settled", "echo") and not outcome.writes:
+                    outcome = self._restore(sync, discrepancy.key) or outcome
+            except Exception as exc:
+                result.rejected.append((discrepancy.key, f"{type(exc).__name__}: {exc}"[:300]))
+                continue
+            if outcome.status == "settled" and outcome.writes:
+                result.resynced += 1
+            elif outcome.status == "review":
+                result.review.append(review.record(self.pair, self.entity, outcome).id)
+            elif outcome.status == "busy":
+                result.busy += 1
+            else:
+                result.unchanged += 1
+
+    @staticmethod
+    def _restore(sync: TwoWaySync, key: str) -> Outcome | None:
+        copies = {system.name: system.read(key) for system in sync.systems}
+        present = [copy for copy in copies.values() if copy is not None]
+        if len(present) == len(copies) or len({fingerprint(copy.values) for copy in present}) != 1:
+            return None  # nothing missing, or the copies left disagree: that is the policy's, done above
+        expected = {name: copy.version if copy is not None else None for name, copy in copies.items()}
+        try:
+            return sync.apply(key, present[0].values, expected=expected)
+        except RecordChanged:
+            return Outcome(key, "busy")  # it moved meanwhile: its own notice settles it; the next compare tells

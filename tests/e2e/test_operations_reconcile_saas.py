@@ -1,0 +1,214 @@
+"""`syncline reconcile` of one-way ERP inventory into SaaS targets, on the local stack with the Shopify and Fracttal
+sandboxes over real HTTP: planted discrepancies are found exactly, --apply repairs them through the sync worker's
+write path, products the ERP lacks are left (and the report says why), and once the store agrees the pair is 100 %."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from syncline.local.sage300 import Stock
+from syncline.local.stack import LocalStack
+from syncline.systems import ENV_ENDPOINTS
+from tests.e2e import helpers
+from tests.e2e.helpers import stack_with
+
+STORE = """
+[systems.store_a]
+kind = "shopify"
+secret = "syncline/store-a"
+shop = "store-a.myshopify.com"
+[systems.store_a.locations]
+main = "1001"
+east = "1002"
+
+[[pairs]]
+name = "erp-store-a"
+source = "sage300"
+target = "store_a"
+entity = "inventory_level"
+[pairs.locations]
+"1" = "main"
+"2" = "east"
+"""
+
+CMMS = """
+[systems.cmms]
+kind = "fracttal"
+secret = "syncline/fracttal"
+token_url = "https://app.fracttal.com/oauth/token"
+warehouse_code = "MAIN-WH"
+
+[[pairs]]
+name = "erp-cmms-spares"
+source = "sage300"
+target = "cmms"
+entity = "inventory_level"
+[pairs.locations]
+"1" = "main"
+[pairs.filters]
+sku_prefixes = ["SP-"]
+locations = ["1"]
+"""
+
+SKUS = [f"SKU{i:03d}" for i in range(6)]
+MAIN, EAST = "gid://shopify/Location/1001", "gid://shopify/Location/1002"
+
+
+def _cli(stack: LocalStack, *argv: str) -> tuple[int, Any]:
+    return helpers.run_cli(stack, *argv, "--config", str(stack.config_file))  # type: ignore[attr-defined]
+
+
+def _found(document: dict[str, Any]) -> set[tuple[str, str]]:
+    return {(d["kind"], d["key"]) for d in document["discrepancies"]}
+
+
+@pytest.fixture
+def shop(services: tuple[Any, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
+    with stack_with(services, tmp_path, STORE) as local:
+        # The CLI reaches the sandbox as an operator points it anywhere: SYNCLINE_ENDPOINTS.
+        monkeypatch.setenv(ENV_ENDPOINTS, json.dumps({name: box.url for name, box in local.sandboxes.items()}))
+        yield local
+
+
+@pytest.fixture
+def cmms_stack(services: tuple[Any, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
+    with stack_with(services, tmp_path, CMMS) as local:
+        monkeypatch.setenv(ENV_ENDPOINTS, json.dumps({name: box.url for name, box in local.sandboxes.items()}))
+        yield local
+
+
+def test_reconcile_into_shopify_finds_repairs_and_leaves_what_it_must(shop: LocalStack, tmp_path: Path) -> None:
+    # Given six SKUs at two locations synced from the ERP into the store
+    erp, sandbox = shop.erp(), shop.sandboxes["store_a"]
+    erp.add_items([(sku, f"Item {sku}") for sku in SKUS])
+    erp.set_stock(
+        [Stock(sku, location, Decimal(10 + i), committed=Decimal(1)) for i, sku in enumerate(SKUS) for location in "12"]
+    )
+    items = shop.seed_shopify("store_a", SKUS)
+    shop.poll_erp()
+    shop.settle()
+    assert sandbox.quantity(items["SKU001"], MAIN) == 10
+
+    # ...then a merchant's edit, an ERP row deleted, an ERP change never polled, a level removed from the store,
+    # and a product nobody mapped (not Syncline's: never compared)
+    sandbox.set_available(items["SKU001"], MAIN, 500)
+    with shop.postgres.connect("sage300") as admin:
+        admin.execute("DELETE FROM ICILOC WHERE ITEMNO = 'SKU002' AND LOCATION = '2'")
+    erp.set_stock([Stock("SKU003", "1", Decimal(40), committed=Decimal(1))])
+    with sandbox.lock:
+        del sandbox.levels[(items["SKU004"], EAST)]
+    stranger = sandbox.add_product("Not in the ERP", [{"sku": "ZZZ", "price": "1.00"}]).inventory_item_ids[0]
+    sandbox.stock(stranger, MAIN, available=3)
+
+    # When the pair is compared (dry run)
+    code, dry = _cli(shop, "reconcile", "erp-store-a", "--json", "--report", str(tmp_path / "dry.json"))
+
+    # Then exactly the planted discrepancies are reported, the SaaS ones with what apply will do about them
+    assert code == 4
+    before = dry["before"]
+    assert _found(before) == {
+        ("mismatch", "SKU001|main"),
+        ("missing_in_source", "SKU002|east"),
+        ("mismatch", "SKU003|main"),
+        ("missing_in_target", "SKU004|east"),
+    }
+    by_key = {d["key"]: d for d in before["discrepancies"]}
+    assert by_key["SKU001|main"]["fields"] == {"available": ["10", "500"]}
+    assert "never deletes" in by_key["SKU002|east"]["note"]
+    assert "does not stock" in by_key["SKU004|east"]["note"]
+    assert (before["compared"], before["in_agreement"], before["counts"]["mismatch"]) == (12, 8, 2)
+    assert before["source"] == "sage300 (sage300)" and before["target"] == "store_a (shopify)"
+    assert sandbox.quantity(items["SKU001"], MAIN) == 500  # a dry run writes nothing
+
+    # When --apply runs
+    code, applied = _cli(shop, "reconcile", "erp-store-a", "--apply", "--json", "--report", str(tmp_path / "a.json"))
+
+    # Then the quantities are repaired through the worker's write path, the state cache committed...
+    assert code == 4
+    assert (applied["applied"]["upserted"], applied["applied"]["left"], applied["applied"]["unchanged"]) == (2, 1, 1)
+    assert sandbox.quantity(items["SKU001"], MAIN) == 10 and sandbox.quantity(items["SKU003"], MAIN) == 39
+    state = boto3.client("dynamodb").get_item(
+        TableName=shop.resources.table, Key={"pk": {"S": "ST#erp-store-a#inventory_level#SKU003|main"}}
+    )
+    assert "Item" in state
+    # ...the product the ERP lost is left in the store, and the unstocked level is not stocked by Syncline
+    assert (items["SKU002"], EAST) in sandbox.levels
+    assert _found(applied["after"]) == {("missing_in_source", "SKU002|east"), ("missing_in_target", "SKU004|east")}
+
+    # When the merchant stocks SKU004 at east and removes SKU002 there, and apply runs again
+    sandbox.stock(items["SKU004"], EAST, available=0)
+    with sandbox.lock:
+        del sandbox.levels[(items["SKU002"], EAST)]
+    code, again = _cli(shop, "reconcile", "erp-store-a", "--apply", "--json", "--report", str(tmp_path / "b.json"))
+
+    # Then the pair converges: 100 % consistent
+    assert code == 0, again["after"]["discrepancies"]
+    assert sandbox.quantity(items["SKU004"], EAST) == 13
+    code, text = _cli(shop, "reconcile", "erp-store-a", "--report", str(tmp_path / "c.json"))
+    assert code == 0 and "consistency 100.0000%" in text
+
+
+def test_reconcile_into_fracttal_compares_the_warehouse_within_the_pairs_filters(
+    cmms_stack: LocalStack, tmp_path: Path
+) -> None:
+    # Given spare parts synced into the CMMS warehouse (other SKUs and locations are not the pair's business)
+    cmms, erp = cmms_stack.sandboxes["cmms"], cmms_stack.erp()
+    for code in ("SP-100", "SP-200", "SP-400"):
+        cmms.add_item("MAIN-WH", code, stock=0, unit_cost_stock=4.5)
+    cmms.add_item("MAIN-WH", "FG-9", stock=1)  # outside the pair's SKU prefixes: not compared
+    erp.add_items([("SP-100", "Bearing"), ("SP-200", "Belt"), ("SP-300", "Not in the CMMS"), ("FG-1", "Product")])
+    erp.set_stock(
+        [
+            Stock("SP-100", "1", Decimal(7)),
+            Stock("SP-100", "2", Decimal(99)),
+            Stock("SP-200", "1", Decimal(3)),
+            Stock("SP-300", "1", Decimal(5)),
+            Stock("FG-1", "1", Decimal(40)),
+        ]
+    )
+    cmms_stack.poll_erp()
+    cmms_stack.settle()
+    assert cmms.stock("MAIN-WH", "SP-200") == 3
+    # ...then a hand edit in the CMMS and an ERP change never polled
+    with cmms.lock:
+        cmms.items[(cmms._warehouse_id("MAIN-WH"), "SP-200")]["stock"] = 50
+    erp.set_stock([Stock("SP-100", "1", Decimal(6))])
+
+    # When compared
+    code, dry = _cli(cmms_stack, "reconcile", "erp-cmms-spares", "--json", "--report", str(tmp_path / "d.json"))
+
+    # Then: two mismatches, a part the CMMS does not stock, a part the ERP does not have
+    assert code == 4
+    assert _found(dry["before"]) == {
+        ("mismatch", "SP-100|main"),
+        ("mismatch", "SP-200|main"),
+        ("missing_in_target", "SP-300|main"),
+        ("missing_in_source", "SP-400|main"),
+    }
+    stock = next(d for d in dry["before"]["discrepancies"] if d["key"] == "SP-200|main")["fields"]["stock"]
+    assert [Decimal(value) for value in stock] == [3, 50]
+
+    # When applied: stock written through the worker's path, nothing created, nothing deleted
+    code, applied = _cli(
+        cmms_stack, "reconcile", "erp-cmms-spares", "--apply", "--json", "--report", str(tmp_path / "a")
+    )
+    assert code == 4
+    assert (applied["applied"]["upserted"], applied["applied"]["unchanged"], applied["applied"]["left"]) == (2, 1, 1)
+    assert (cmms.stock("MAIN-WH", "SP-100"), cmms.stock("MAIN-WH", "SP-200")) == (6, 3)
+    assert _found(applied["after"]) == {("missing_in_target", "SP-300|main"), ("missing_in_source", "SP-400|main")}
+
+    # When the CMMS stocks SP-300 and drops SP-400, apply converges the pair
+    cmms.add_item("MAIN-WH", "SP-300", stock=0)
+    with cmms.lock:
+        del cmms.items[(cmms._warehouse_id("MAIN-WH"), "SP-400")]
+    code, again = _cli(cmms_stack, "reconcile", "erp-cmms-spares", "--apply", "--json", "--report", str(tmp_path / "b"))
+    assert code == 0, again["after"]["discrepancies"]
+    assert cmms.stock("MAIN-WH", "SP-300") == 5
+    assert again["after"]["consistency"] == 1.0

@@ -212,3 +212,70 @@ def test_reconcile_into_fracttal_compares_the_warehouse_within_the_pairs_filters
     assert code == 0, again["after"]["discrepancies"]
     assert cmms.stock("MAIN-WH", "SP-300") == 5
     assert again["after"]["consistency"] == 1.0
+
+
+TWO_STORES = """
+[systems.store_a]
+kind = "shopify"
+secret = "syncline/store-a"
+shop = "store-a.myshopify.com"
+[systems.store_a.locations]
+main = "1001"
+east = "1002"
+
+[systems.store_b]
+kind = "shopify"
+secret = "syncline/store-b"
+shop = "store-b.myshopify.com"
+[systems.store_b.locations]
+main = "2001"
+east = "2002"
+
+[[pairs]]
+name = "stores-inventory"
+source = "store_a"
+target = "store_b"
+entity = "inventory_level"
+direction = "two_way"
+"""
+
+
+@pytest.fixture
+def stores(services: tuple[Any, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
+    with stack_with(services, tmp_path, TWO_STORES) as local:
+        monkeypatch.setenv(ENV_ENDPOINTS, json.dumps({name: box.url for name, box in local.sandboxes.items()}))
+        yield local
+
+
+def test_reconcile_of_two_shopify_stores_reads_every_level_and_the_newest_change_wins(
+    stores: LocalStack, tmp_path: Path
+) -> None:
+    # Given two stores stocking the same SKUs at the same canonical locations
+    a, b = stores.sandboxes["store_a"], stores.sandboxes["store_b"]
+    items_a, items_b = stores.seed_shopify("store_a", SKUS[:3]), stores.seed_shopify("store_b", SKUS[:3])
+    # ...then a sale in A and a recount in B that no webhook reported, and a level B no longer stocks
+    a.set_available(items_a["SKU001"], MAIN, 5)
+    b.set_available(items_b["SKU002"], "gid://shopify/Location/2002", 7)
+    with b.lock:
+        del b.levels[(items_b["SKU000"], "gid://shopify/Location/2002")]
+
+    code, dry = _cli(stores, "reconcile", "stores-inventory", "--json", "--report", str(tmp_path / "dry.json"))
+    assert code == 4
+    assert _found(dry["before"]) == {
+        ("mismatch", "SKU001|main"),
+        ("mismatch", "SKU002|east"),
+        ("missing_in_target", "SKU000|east"),
+    }
+    assert (dry["before"]["compared"], dry["before"]["in_agreement"]) == (6, 3)
+    unstocked = next(d for d in dry["before"]["discrepancies"] if d["kind"] == "missing_in_target")
+    assert "stocks the item" in unstocked["note"]
+
+    # When applied: the pair's sync settles each key by its policy (last writer wins), in both directions
+    code, applied = _cli(stores, "reconcile", "stores-inventory", "--apply", "--json", "--report", str(tmp_path / "a"))
+    assert b.quantity(items_b["SKU001"], "gid://shopify/Location/2001") == 5
+    assert a.quantity(items_a["SKU002"], EAST) == 7
+    # ...and a level the store does not stock is not stocked by Syncline: the write is refused and reported
+    assert code == 4
+    assert applied["applied"]["resynced"] == 2
+    assert [key for key, _ in applied["applied"]["rejected"]] == ["SKU000|east"]
+    assert _found(applied["after"]) == {("missing_in_target", "SKU000|east")}

@@ -5,6 +5,7 @@ and once a person decides the pair is 100 % consistent."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +19,7 @@ from syncline.adapters.pg_records import PostgresRecords
 from syncline.local.emf import MetricLog
 from syncline.local.stack import LocalStack
 from syncline.models import ChangeNotice
+from syncline.systems import ENV_ENDPOINTS
 from tests.conftest import load_event
 from tests.e2e import helpers
 from tests.e2e.helpers import stack_with
@@ -147,3 +149,91 @@ def test_the_scheduled_reconciler_measures_a_two_way_pair(stack: LocalStack) -> 
     assert (summary["compared"], summary["in_agreement"], summary["counts"]["mismatch"]) == (4, 3, 1)
     assert 3 / 4 in log.read()["ConsistencyRatio"]
     assert b.read("P-0").values["title"] == "Edited in B"  # type: ignore[union-attr] # measured, never repaired
+
+
+CRM = """
+[systems.crm]
+kind = "hubspot"
+secret = "syncline/hubspot"
+app_id = "2468013"
+
+[systems.oms]
+kind = "oms"
+secret = "syncline/oms"
+
+[webhooks.crm-hubspot]
+scheme = "hubspot"
+secret = "syncline/webhooks/crm-hubspot"
+system = "crm"
+[webhooks.crm-hubspot.topics."contact.propertyChange"]
+entity = "contact"
+key = ["objectId"]
+
+[[pairs]]
+name = "crm-customers"
+source = "crm"
+target = "oms"
+entity = "contact"
+direction = "two_way"
+"""
+UPSERT = "POST /crm/v3/objects/contacts/batch/upsert"
+
+
+@pytest.fixture
+def crm_stack(services: tuple[Any, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
+    with stack_with(services, tmp_path, CRM) as local:
+        monkeypatch.setenv(ENV_ENDPOINTS, json.dumps({name: box.url for name, box in local.sandboxes.items()}))
+        yield local
+
+
+def _reconcile(stack: LocalStack, report: Path, *flags: str) -> tuple[int, Any]:
+    """Reconcile the pair; the JSON report file (HubSpot's webhooks run the local webhook function meanwhile, in
+    threads of their own, so the report file is the reliable copy of what the command found)."""
+    code, _ = _cli(stack, "reconcile", "crm-customers", *flags, "--report", str(report))
+    return code, json.loads(report.read_text())
+
+
+def test_reconcile_of_hubspot_contacts_and_oms_customers_converges_without_an_echo_loop(
+    crm_stack: LocalStack, tmp_path: Path
+) -> None:
+    # Given contacts HubSpot holds that no notice ever announced (an import), and one OMS customer of its own
+    crm, oms = crm_stack.sandboxes["crm"], crm_stack.oms()
+    for first, last in (("Ada", "Lovelace"), ("Grace", "Hopper"), ("Alan", "Turing")):
+        crm.seed("contacts", {"email": f"{first}@Example.com", "firstname": first, "lastname": last})
+    oms.execute(
+        "INSERT INTO customers (customer_id, email, first_name, last_name, updated_at) "
+        "VALUES ('C-7', 'edsger@example.com', 'Edsger', 'Dijkstra', now())"
+    )
+    oms.execute("DELETE FROM outbox")  # its notice was lost
+
+    # When compared: keyed by e-mail on both sides
+    code, dry = _reconcile(crm_stack, tmp_path / "dry.json")
+    assert code == 4
+    assert _found(dry["before"]) == {
+        ("missing_in_target", "ada@example.com"),
+        ("missing_in_target", "grace@example.com"),
+        ("missing_in_target", "alan@example.com"),
+        ("missing_in_source", "edsger@example.com"),
+    }
+
+    # When applied, then each side gets the other's records through the pair's sync...
+    code, applied = _reconcile(crm_stack, tmp_path / "apply.json", "--apply")
+    assert code == 0, applied["after"]["discrepancies"]
+    assert applied["applied"]["resynced"] == 4 and applied["after"]["consistency"] == 1.0
+    edsger = crm.find("contacts", "email", "edsger@example.com")
+    assert edsger is not None and edsger.properties["lastname"] == "Dijkstra"
+    # ...and the writes coming back (the OMS outbox, HubSpot's webhooks) are echoes: nothing more is written
+    upserts = crm.requests[UPSERT]
+    crm_stack.settle()
+    assert crm.requests[UPSERT] == upserts
+    assert crm_stack.dead_letters("twoway_crm_customers") == []
+
+    # When the OMS's application edits a customer and the notice is lost, reconcile finds it and the policy
+    # (last writer wins) carries it to HubSpot
+    oms.execute("UPDATE customers SET phone = '+1 555 0100' WHERE customer_id = 'C-7'")
+    oms.execute("DELETE FROM outbox")
+    code, dry = _reconcile(crm_stack, tmp_path / "dry2.json")
+    assert code == 4 and _found(dry["before"]) == {("mismatch", "edsger@example.com")}
+    code, applied = _reconcile(crm_stack, tmp_path / "apply2.json", "--apply")
+    assert code == 0
+    assert crm.find("contacts", "email", "edsger@example.com").properties["phone"] == "+1 555 0100"  # type: ignore[union-attr]

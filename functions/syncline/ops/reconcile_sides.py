@@ -59,6 +59,10 @@ NOT_STOCKED = (
     "{system} does not stock this item at this location (or the SKU has no inventory item mapped, see `syncline map`); "
     "Syncline never stocks items: stock it there to sync it"
 )
+TWO_WAY_UNSTOCKED = (
+    "{system} can only take this level if it stocks the item at this location; if apply reports it rejected, "
+    "stock it there (or map the SKU, see `syncline map`)"
+)
 NOT_CREATED = "{system} does not stock this code and Syncline never creates spare parts: add it there to sync it"
 
 
@@ -132,6 +136,13 @@ def reconciliation(config: SynclineConfig, pair: Pair, using: Collaborators) -> 
     source, target = config.systems[pair.source], config.systems[pair.target]
     labels = (f"{pair.source} ({source.kind})", f"{pair.target} ({target.kind})")
     if pair.direction == "two_way":
+        # A Shopify copy can only be written where the store stocks the item: say so where it would be missing.
+        missing: dict[Kind, str] = {"missing_in_target": pair.target, "missing_in_source": pair.source}
+        two_way_notes: dict[Kind, str] = {
+            kind: TWO_WAY_UNSTOCKED.format(system=name)
+            for kind, name in missing.items()
+            if isinstance(config.systems[name], ShopifySystem)
+        }
         return Reconciliation(
             pair.name,
             pair.entity,
@@ -139,6 +150,7 @@ def reconciliation(config: SynclineConfig, pair: Pair, using: Collaborators) -> 
             RecordSide(_copies(using.systems, pair.target)),
             TwoWayRepair(pair.name, pair.entity, using.twoway, using.review),
             labels,
+            two_way_notes,
         )
     context = pair_context(config, pair)
     erp = using.erp(pair.source)

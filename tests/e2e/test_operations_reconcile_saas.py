@@ -279,3 +279,83 @@ def test_reconcile_of_two_shopify_stores_reads_every_level_and_the_newest_change
     assert applied["applied"]["resynced"] == 2
     assert [key for key, _ in applied["applied"]["rejected"]] == ["SKU000|east"]
     assert _found(applied["after"]) == {("missing_in_target", "SKU000|east")}
+
+
+ORDERS = """
+[systems.store_a]
+kind = "shopify"
+secret = "syncline/store-a"
+shop = "store-a.myshopify.com"
+[systems.store_a.locations]
+main = "1001"
+
+[systems.oms]
+kind = "oms"
+secret = "syncline/oms"
+
+[[pairs]]
+name = "store-a-orders"
+source = "store_a"
+target = "oms"
+entity = "order"
+"""
+
+
+@pytest.fixture
+def orders_stack(services: tuple[Any, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
+    with stack_with(services, tmp_path, ORDERS) as local:
+        monkeypatch.setenv(ENV_ENDPOINTS, json.dumps({name: box.url for name, box in local.sandboxes.items()}))
+        yield local
+
+
+def _oms_orders(stack: LocalStack) -> dict[str, tuple[str, str]]:
+    rows = stack.oms().execute("SELECT order_id, status, financial_status FROM orders").fetchall()
+    return {order_id: (status, financial) for order_id, status, financial in rows}
+
+
+def test_reconcile_of_an_order_pair_reruns_the_orders_that_differ_through_the_worker(
+    orders_stack: LocalStack, tmp_path: Path
+) -> None:
+    # Given three store orders whose notices were lost, and one the OMS synced earlier
+    store = orders_stack.sandboxes["store_a"]
+    variant = store.add_product("Mug", [{"sku": "MUG-1", "price": "12.50"}]).variant_ids[0]
+    first, second, third = (store.add_order([(variant, n)]) for n in (1, 2, 3))
+    code, synced = _cli(
+        orders_stack, "reconcile", "store-a-orders", "--apply", "--json", "--report", str(tmp_path / "0")
+    )
+    assert code == 0 and _found(synced["before"]) == {("missing_in_target", o) for o in (first, second, third)}
+    assert set(_oms_orders(orders_stack)) == {first, second, third}
+    assert synced["after"]["consistency"] == 1.0
+
+    # ...then the store fulfils one and refunds another (notices lost again), the OMS holds an order the store no
+    # longer has, and one of its own (not the store's: never compared)
+    store.update_order(first, fulfillment_status="FULFILLED")
+    store.update_order(second, financial_status="REFUNDED")
+    with store.lock:
+        del store.orders[third]
+    orders_stack.oms().execute(
+        "INSERT INTO orders (order_id, status, financial_status, currency, total, placed_at, updated_at) "
+        "VALUES ('POS-1', 'confirmed', 'paid', 'USD', 5, now(), now())"
+    )
+    orders_stack.oms().execute(
+        "INSERT INTO order_lines (order_id, line_id, sku, quantity, unit_price) VALUES ('POS-1', '1', 'MUG-1', 1, 5)"
+    )
+
+    # When compared
+    code, dry = _cli(orders_stack, "reconcile", "store-a-orders", "--json", "--report", str(tmp_path / "d.json"))
+
+    # Then exactly those: two status mismatches and an order the store lacks (left, with the reason)
+    assert code == 4
+    assert _found(dry["before"]) == {("mismatch", first), ("mismatch", second), ("missing_in_source", third)}
+    by_key = {d["key"]: d for d in dry["before"]["discrepancies"]}
+    assert by_key[first]["fields"]["status"] == ["fulfilled", "confirmed"]
+    assert "never deletes an order" in by_key[third]["note"]
+
+    # When applied: the two orders go through the order worker's guarded upsert; the third is left
+    code, applied = _cli(
+        orders_stack, "reconcile", "store-a-orders", "--apply", "--json", "--report", str(tmp_path / "a")
+    )
+    assert (applied["applied"]["upserted"], applied["applied"]["left"]) == (2, 1)
+    assert _oms_orders(orders_stack)[first][0] == "fulfilled"
+    assert _oms_orders(orders_stack)[second][1] == "refunded"
+    assert code == 4 and _found(applied["after"]) == {("missing_in_source", third)}

@@ -118,6 +118,12 @@ target = "oms"
 entity = "order"
 
 [[pairs]]
+name = "oms-shipments"
+source = "oms"
+target = "shop"
+entity = "shipment"
+
+[[pairs]]
 name = "erp-cmms"
 source = "sage300"
 target = "cmms"
@@ -129,8 +135,10 @@ entity = "inventory_level"
     )
     config = load_config(path)
     assert coverage(config, config.pair("erp-storefront-inventory")) is None
-    orders = coverage(config, config.pair("shop-orders"))
-    assert orders is not None and "one_way order, shopify -> oms (not covered yet" in orders
-    assert "two-way pairs between hubspot, oms, postgres, shopify" in orders
+    assert coverage(config, config.pair("shop-orders")) is None
+    shipments = coverage(config, config.pair("oms-shipments"))
+    assert shipments is not None and "one_way shipment, oms -> shopify (not covered yet" in shipments
+    assert "one-way order from shopify into oms" in shipments
+    assert "two-way pairs between hubspot, oms, postgres, shopify" in shipments
     cmms = coverage(config, config.pair("erp-cmms"))
     assert cmms is not None and "one location" in cmms

@@ -6,6 +6,9 @@
   (the worker's path: the target's version guard or compare-and-swap, then the state cache). A row deleted
   in the ERP is deleted from the storefront (re-checked against the ERP, guarded by the version the compare
   saw); a Shopify product or a Fracttal spare part is never deleted: it is left and the report says why.
+- One-way orders (a Shopify store -> the OMS): each store order's status, payment, total and lines against the
+  OMS's. The repair hands the keys that differ to the order worker's ``RecordSync``, as if their notices had just
+  arrived (fetched fresh, the OMS's guarded upsert); an order the store no longer has is left.
 - Two-way pairs (PostgreSQL records, Shopify inventory, HubSpot contacts, OMS customers): every record either
   side holds, its values as the pair's sync reads them. The repair runs the pair's ``TwoWaySync`` for each
   key that differs, so the configured conflict policy decides (never one side written blindly), echoes are
@@ -48,7 +51,7 @@ COMPARED_FIELDS = INVENTORY_FIELDS[2:9]  # on_hand ... active: what the sync wri
 _VERSION = INVENTORY_FIELDS.index("source_version")
 INVENTORY_TARGETS = {"postgres": "the PostgreSQL storefront", "shopify": "a Shopify store", "fracttal": "Fracttal"}
 COVERED = (
-    "one-way inventory_level from sage300 into postgres, shopify or fracttal; "
+    "one-way inventory_level from sage300 into postgres, shopify or fracttal; one-way order from shopify into oms; "
     f"two-way pairs between {', '.join(sorted(TWO_WAY_KINDS))}"
 )
 NOT_DELETED = (
@@ -63,6 +66,11 @@ TWO_WAY_UNSTOCKED = (
     "{system} can only take this level if it stocks the item at this location; if apply reports it rejected, "
     "stock it there (or map the SKU, see `syncline map`)"
 )
+ORDER_NOT_IN_STORE = (
+    "left: {system} has no such order (deleted there, or the order came from another store); reconcile never "
+    "deletes an order from the OMS"
+)
+ORDER_AHEAD = "left: the OMS holds a newer version of this order; its guarded upsert would refuse the older one"
 NOT_CREATED = "{system} does not stock this code and Syncline never creates spare parts: add it there to sync it"
 
 
@@ -91,6 +99,8 @@ def coverage(config: SynclineConfig, pair: Pair) -> str | None:
     if pair.direction == "two_way":
         if source.kind in TWO_WAY_KINDS and target.kind in TWO_WAY_KINDS:
             return None
+    elif (pair.entity, source.kind, target.kind) == ("order", "shopify", "oms"):
+        return None
     elif pair.entity == "inventory_level" and source.kind == "sage300" and target.kind in INVENTORY_TARGETS:
         if isinstance(target, FracttalSystem) and len(_target_locations(pair)) != 1:
             return (
@@ -152,6 +162,8 @@ def reconciliation(config: SynclineConfig, pair: Pair, using: Collaborators) -> 
             labels,
             two_way_notes,
         )
+    if pair.entity == "order":
+        return _order_reconciliation(pair, labels, using)
     context = pair_context(config, pair)
     erp = using.erp(pair.source)
     writer = using.systems.inventory_target(pair.target)
@@ -416,3 +428,118 @@ class TwoWayRepair:
             return sync.apply(key, present[0].values, expected=expected)
         except RecordChanged:
             return Outcome(key, "busy")  # it moved meanwhile: its own notice settles it; the next compare tells
+
+
+# -- one-way orders: a Shopify store -> the OMS ---------------------------------------------------------------
+ORDER_ID_PREFIX = "gid://shopify/Order/"  # OMS orders from elsewhere (its own, other channels) are not compared
+
+
+def _order_reconciliation(pair: Pair, labels: tuple[str, str], using: Collaborators) -> Reconciliation:
+    from syncline.connectors.oms_pg import iter_pages  # noqa: PLC0415 - psycopg only where used
+    from syncline.orders import order_sync  # noqa: PLC0415
+
+    admin, oms = using.systems.shopify(pair.source), using.systems.order_target(pair.target)
+
+    def store_pages(page_size: int) -> Iterator[list[Any]]:
+        after: str | None = None
+        while True:
+            page = admin.orders_page(first=min(page_size, 10), after=after)  # 10 x 25 lines: well under the cost cap
+            yield page.items
+            if not page.has_next_page:
+                return
+            after = page.end_cursor
+
+    def oms_pages(page_size: int) -> Iterator[list[Any]]:
+        return iter_pages(lambda after: oms.page_orders(after, page_size))
+
+    def worker(sink: Any) -> Any:
+        return order_sync(pair.name, using.systems.order_source(pair.source), oms, sink)
+
+    return Reconciliation(
+        pair.name,
+        pair.entity,
+        OrderSide(store_pages, canonical=True),
+        OrderSide(oms_pages, canonical=False),
+        RecordRepair(pair.name, pair.source, pair.entity, worker),
+        labels,
+        {"missing_in_source": ORDER_NOT_IN_STORE.format(system=pair.source), "target_ahead": ORDER_AHEAD},
+    )
+
+
+def order_values(order: Any) -> dict[str, Any]:
+    """What an order pair compares: the status (never backwards in the OMS), payment, total and the lines."""
+    return {
+        "status": str(getattr(order.status, "value", order.status)),
+        "financial_status": order.financial_status,
+        "total": order.total,
+        "lines": sorted((line.sku, line.quantity) for line in order.lines),
+    }
+
+
+@dataclass
+class OrderSide:
+    """Orders as (order id -> compared values, version); ``canonical``: pages of store orders to map first (an
+    order that cannot be mapped, e.g. no line with a SKU, is unmappable), else canonical orders (the OMS)."""
+
+    orders: Callable[[int], Iterator[list[Any]]]
+    canonical: bool
+
+    def pages(self, page_size: int) -> Iterator[Sequence[Entry | Unmappable]]:
+        for orders in self.orders(page_size):
+            page: list[Entry | Unmappable] = []
+            for found in orders:
+                if self.canonical:
+                    try:
+                        order = found.to_canonical()
+                    except ValueError as exc:  # pydantic's ValidationError is one
+                        page.append(Unmappable(str(found.id), str(exc).splitlines()[0][:300], str(found.id)))
+                        continue
+                else:
+                    order = found
+                    if not order.order_id.startswith(ORDER_ID_PREFIX):
+                        continue
+                page.append(Entry(order.order_id, order_values(order), order.source_version))
+            yield page
+
+
+@dataclass
+class RecordRepair:
+    """Re-runs the keys that differ through the pair's worker (``syncline.records.RecordSync``): each record is
+    fetched fresh from its source and handed to the target's guarded write, as if its notice had just arrived.
+    Records missing in the source and targets ahead are left (their notes say why)."""
+
+    pair: str
+    source: str
+    entity: str
+    worker: Callable[[Any], Any]  # a dead-letter sink -> the pair's RecordSync
+
+    def __call__(self, batch: Sequence[Discrepancy], result: ApplyReport) -> None:
+        from datetime import UTC, datetime  # noqa: PLC0415
+
+        from syncline.models import ChangeNotice, NoticeBatch  # noqa: PLC0415
+
+        keys = [d.key for d in batch if d.kind in ("missing_in_target", "mismatch")]
+        result.left += len(batch) - len(keys)
+        if not keys:
+            return
+        sink = _CollectingSink()
+        now = datetime.now(UTC)
+        notices = [
+            ChangeNotice(source_system=self.source, entity=self.entity, key=key, observed_at=now) for key in keys
+        ]
+        body = NoticeBatch(source_system=self.source, entity=self.entity, notices=notices).model_dump_json()
+        outcome = self.worker(sink)([("reconcile", f'{{"detail": {body}}}')])
+        result.upserted += len(outcome.written)
+        result.unchanged += len(outcome.skipped) + outcome.not_in_source
+        result.rejected += [(letter.notice.key, letter.reason) for letter in sink.letters if hasattr(letter, "notice")]
+        result.rejected += [("batch", failure) for failure in outcome.failures]
+
+
+class _CollectingSink:
+    """Dead letters of a repair are reported, not parked: the operator is watching."""
+
+    def __init__(self) -> None:
+        self.letters: list[Any] = []
+
+    def send(self, letters: Sequence[Any]) -> None:
+        self.letters.extend(letters)

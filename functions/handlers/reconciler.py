@@ -3,7 +3,7 @@
 Compare only, never repair: the schedule measures (the figure behind a "99.95 % consistent" promise)
 and an operator decides on ``syncline reconcile PAIR --apply``. The compare is the CLI's
 (``syncline.ops.reconcile_sides.reconciliation``), for every pair it covers (one-way ERP inventory
-into any target, Shopify orders into the OMS, every two-way pair); a pair it does not cover is logged
+into any target, Shopify orders into the OMS, OMS shipments into Shopify, every two-way pair); a pair it does not cover is logged
 and skipped. A pair whose
 compare fails (a system unreachable) does not stop the others; the invocation fails afterwards so the
 function error alarm sees it.

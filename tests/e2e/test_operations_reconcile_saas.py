@@ -359,3 +359,77 @@ def test_reconcile_of_an_order_pair_reruns_the_orders_that_differ_through_the_wo
     assert _oms_orders(orders_stack)[first][0] == "fulfilled"
     assert _oms_orders(orders_stack)[second][1] == "refunded"
     assert code == 4 and _found(applied["after"]) == {("missing_in_source", third)}
+
+
+SHIPMENTS = (
+    ORDERS
+    + """
+[[pairs]]
+name = "oms-shipments"
+source = "oms"
+target = "store_a"
+entity = "shipment"
+"""
+)
+
+
+@pytest.fixture
+def shipments_stack(services: tuple[Any, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
+    with stack_with(services, tmp_path, SHIPMENTS) as local:
+        monkeypatch.setenv(ENV_ENDPOINTS, json.dumps({name: box.url for name, box in local.sandboxes.items()}))
+        yield local
+
+
+def _ship(stack: LocalStack, shipment_id: str, order_id: str, sku: str, quantity: int, status: str = "shipped") -> None:
+    """The OMS's own application records a shipment (its outbox notice is never drained here: lost)."""
+    oms = stack.oms()
+    with oms.transaction():
+        oms.execute(
+            "INSERT INTO shipments (shipment_id, order_id, status, carrier, tracking_number, updated_at) "
+            "VALUES (%s, %s, %s, 'UPS', %s, now())",
+            [shipment_id, order_id, status, f"1Z-{shipment_id}"],
+        )
+        oms.execute(
+            "INSERT INTO shipment_lines (shipment_id, line_no, sku, quantity) VALUES (%s, 1, %s, %s)",
+            [shipment_id, sku, quantity],
+        )
+
+
+def test_reconcile_of_a_shipment_pair_fulfils_what_the_store_lacks_once(
+    shipments_stack: LocalStack, tmp_path: Path
+) -> None:
+    # Given a store order that reached the OMS, and shipments the OMS recorded whose notices were lost
+    stack = shipments_stack
+    store = stack.sandboxes["store_a"]
+    stack.seed_shopify("store_a", ["SKU-1", "SKU-2"], available=10)
+    variant = {data["sku"]: gid for gid, data in store.variants.items()}
+    order_id = store.add_order([(variant["SKU-1"], 2), (variant["SKU-2"], 1)])
+    assert _cli(stack, "reconcile", "store-a-orders", "--apply", "--report", str(tmp_path / "o.json"))[0] == 0
+    _ship(stack, "SH-1", order_id, "SKU-1", 2)
+    _ship(stack, "SH-2", order_id, "SKU-2", 1)
+    _ship(stack, "SH-3", order_id, "SKU-2", 1, status="pending")  # not shipped: nothing the store should show
+    stack.oms().execute(
+        "INSERT INTO orders (order_id, status, financial_status, currency, total, placed_at, updated_at) "
+        "VALUES ('POS-9', 'confirmed', 'paid', 'USD', 5, now(), now())"
+    )
+    _ship(stack, "SH-9", "POS-9", "SKU-1", 1)  # an order the store does not have
+
+    # When compared: every shipped shipment lacks its fulfilment in the store
+    code, dry = _cli(stack, "reconcile", "oms-shipments", "--json", "--report", str(tmp_path / "d.json"))
+    assert code == 4
+    assert _found(dry["before"]) == {("missing_in_target", s) for s in ("SH-1", "SH-2", "SH-9")}
+    assert store.applied["fulfillmentCreate"] == 0
+
+    # When applied: the shipment worker fulfils the order once per parcel; the foreign order is reported
+    code, applied = _cli(stack, "reconcile", "oms-shipments", "--apply", "--json", "--report", str(tmp_path / "a"))
+    assert code == 4
+    assert applied["applied"]["upserted"] == 2
+    assert [key for key, _ in applied["applied"]["rejected"]] == ["SH-9"]
+    assert "not in the store" in applied["applied"]["rejected"][0][1]
+    assert store.orders[order_id]["displayFulfillmentStatus"] == "FULFILLED"
+    assert sorted(f["trackingInfo"][0]["number"] for f in store.fulfillments[order_id]) == ["1Z-SH-1", "1Z-SH-2"]
+    assert _found(applied["after"]) == {("missing_in_target", "SH-9")}
+
+    # When applied again, nothing is fulfilled twice
+    _cli(stack, "reconcile", "oms-shipments", "--apply", "--report", str(tmp_path / "b.json"))
+    assert store.applied["fulfillmentCreate"] == 2

@@ -9,6 +9,10 @@
 - One-way orders (a Shopify store -> the OMS): each store order's status, payment, total and lines against the
   OMS's. The repair hands the keys that differ to the order worker's ``RecordSync``, as if their notices had just
   arrived (fetched fresh, the OMS's guarded upsert); an order the store no longer has is left.
+- One-way shipments (the OMS -> a Shopify store's fulfilments): every shipped or delivered OMS shipment against the
+  store's fulfilment state of its order (``plan_fulfillment``: fulfilled, or its tracking number recorded). The
+  store keeps fulfilments per order, so the store's side is read through the OMS's shipments: a fulfilment with
+  no OMS shipment is not found. The repair re-runs the shipment worker for the ones missing.
 - Two-way pairs (PostgreSQL records, Shopify inventory, HubSpot contacts, OMS customers): every record either
   side holds, its values as the pair's sync reads them. The repair runs the pair's ``TwoWaySync`` for each
   key that differs, so the configured conflict policy decides (never one side written blindly), echoes are
@@ -51,7 +55,7 @@ COMPARED_FIELDS = INVENTORY_FIELDS[2:9]  # on_hand ... active: what the sync wri
 _VERSION = INVENTORY_FIELDS.index("source_version")
 INVENTORY_TARGETS = {"postgres": "the PostgreSQL storefront", "shopify": "a Shopify store", "fracttal": "Fracttal"}
 COVERED = (
-    "one-way inventory_level from sage300 into postgres, shopify or fracttal; one-way order from shopify into oms; "
+    "one-way inventory_level from sage300 into postgres, shopify or fracttal; one-way order from shopify into oms; one-way shipment from oms into shopify; "
     f"two-way pairs between {', '.join(sorted(TWO_WAY_KINDS))}"
 )
 NOT_DELETED = (
@@ -71,6 +75,10 @@ ORDER_NOT_IN_STORE = (
     "deletes an order from the OMS"
 )
 ORDER_AHEAD = "left: the OMS holds a newer version of this order; its guarded upsert would refuse the older one"
+SHIPMENT_NOT_FULFILLED = (
+    "the store has no fulfilment for this shipment; apply fulfils it through the shipment worker (if the order is "
+    "not in the store at all, apply reports it rejected: nothing can be fulfilled there)"
+)
 NOT_CREATED = "{system} does not stock this code and Syncline never creates spare parts: add it there to sync it"
 
 
@@ -99,7 +107,7 @@ def coverage(config: SynclineConfig, pair: Pair) -> str | None:
     if pair.direction == "two_way":
         if source.kind in TWO_WAY_KINDS and target.kind in TWO_WAY_KINDS:
             return None
-    elif (pair.entity, source.kind, target.kind) == ("order", "shopify", "oms"):
+    elif (pair.entity, source.kind, target.kind) in {("order", "shopify", "oms"), ("shipment", "oms", "shopify")}:
         return None
     elif pair.entity == "inventory_level" and source.kind == "sage300" and target.kind in INVENTORY_TARGETS:
         if isinstance(target, FracttalSystem) and len(_target_locations(pair)) != 1:
@@ -164,6 +172,8 @@ def reconciliation(config: SynclineConfig, pair: Pair, using: Collaborators) -> 
         )
     if pair.entity == "order":
         return _order_reconciliation(pair, labels, using)
+    if pair.entity == "shipment":
+        return _shipment_reconciliation(pair, labels, using)
     context = pair_context(config, pair)
     erp = using.erp(pair.source)
     writer = using.systems.inventory_target(pair.target)
@@ -543,3 +553,67 @@ class _CollectingSink:
 
     def send(self, letters: Sequence[Any]) -> None:
         self.letters.extend(letters)
+
+
+# -- one-way shipments: the OMS -> a Shopify store's fulfilments ------------------------------------------------
+def _shipment_reconciliation(pair: Pair, labels: tuple[str, str], using: Collaborators) -> Reconciliation:
+    from syncline.connectors.oms_pg import OmsDatabase, iter_pages  # noqa: PLC0415 - psycopg only where used
+    from syncline.shipments import shipment_sync  # noqa: PLC0415
+
+    oms = OmsDatabase(using.systems.connection(pair.source))
+    fulfilments = using.systems.fulfillment_target(pair.target)
+
+    def shipments(page_size: int) -> Iterator[list[Any]]:
+        return iter_pages(lambda after: oms.page_shipments(after, page_size))
+
+    def worker(sink: Any) -> Any:
+        return shipment_sync(pair.name, using.systems.shipment_source(pair.source), fulfilments, sink)
+
+    return Reconciliation(
+        pair.name,
+        pair.entity,
+        ShipmentSide(shipments),
+        StoreFulfilmentSide(shipments, fulfilments.state),
+        RecordRepair(pair.name, pair.source, pair.entity, worker),
+        labels,
+        {"missing_in_target": SHIPMENT_NOT_FULFILLED},
+    )
+
+
+SHIPPED_STATUSES = frozenset({"shipped", "delivered"})  # what the store is to show; pending ones are not its yet
+
+
+@dataclass
+class ShipmentSide:
+    """The OMS's shipments the store should show as fulfilled."""
+
+    shipments: Callable[[int], Iterator[list[Any]]]
+
+    def pages(self, page_size: int) -> Iterator[Sequence[Entry | Unmappable]]:
+        for page in self.shipments(page_size):
+            yield [Entry(s.shipment_id, {"fulfilled": True}) for s in page if s.status in SHIPPED_STATUSES]
+
+
+@dataclass
+class StoreFulfilmentSide:
+    """Each of those shipments as the store shows it: there when its order is fulfilled or a fulfilment carries its
+    tracking (``plan_fulfillment`` plans nothing); one read of the order's fulfilment state per order."""
+
+    shipments: Callable[[int], Iterator[list[Any]]]
+    state: Callable[[str], Mapping[str, Any] | None]
+
+    def pages(self, page_size: int) -> Iterator[Sequence[Entry | Unmappable]]:
+        from syncline.connectors.shopify import plan_fulfillment  # noqa: PLC0415 - httpx only where used
+
+        states: dict[str, Mapping[str, Any] | None] = {}
+        for page in self.shipments(page_size):
+            found: list[Entry | Unmappable] = []
+            for shipment in page:
+                if shipment.status not in SHIPPED_STATUSES:
+                    continue
+                if shipment.order_id not in states:
+                    states[shipment.order_id] = self.state(shipment.order_id)
+                state = states[shipment.order_id]
+                if state is not None and plan_fulfillment(state, shipment).skip is not None:
+                    found.append(Entry(shipment.shipment_id, {"fulfilled": True}))
+            yield found

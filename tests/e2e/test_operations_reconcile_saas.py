@@ -16,6 +16,7 @@ import pytest
 from syncline.local.sage300 import Stock
 from syncline.local.stack import LocalStack
 from syncline.systems import ENV_ENDPOINTS
+from tests.conftest import load_event
 from tests.e2e import helpers
 from tests.e2e.helpers import stack_with
 
@@ -126,6 +127,9 @@ def test_reconcile_into_shopify_finds_repairs_and_leaves_what_it_must(shop: Loca
     assert (before["compared"], before["in_agreement"], before["counts"]["mismatch"]) == (12, 8, 2)
     assert before["source"] == "sage300 (sage300)" and before["target"] == "store_a (shopify)"
     assert sandbox.quantity(items["SKU001"], MAIN) == 500  # a dry run writes nothing
+    code, text = _cli(shop, "reconcile", "erp-store-a", "--report", str(tmp_path / "dry-text.json"))
+    assert code == 4 and "consistency 66.6667%" in text
+    assert "note (1): left: store_a is a SaaS target and reconcile never deletes its products" in text
 
     # When --apply runs
     code, applied = _cli(shop, "reconcile", "erp-store-a", "--apply", "--json", "--report", str(tmp_path / "a.json"))
@@ -153,6 +157,11 @@ def test_reconcile_into_shopify_finds_repairs_and_leaves_what_it_must(shop: Loca
     assert sandbox.quantity(items["SKU004"], EAST) == 13
     code, text = _cli(shop, "reconcile", "erp-store-a", "--report", str(tmp_path / "c.json"))
     assert code == 0 and "consistency 100.0000%" in text
+    # ...and the scheduled reconciler measures the store pair the same way
+    invocation = shop.functions["reconciler"].invoke(load_event("reconcile_scheduled.json"))
+    assert invocation.error is None
+    summary = next(s for s in invocation.response["pairs"] if s["pair"] == "erp-store-a")
+    assert (summary["compared"], summary["consistency"]) == (11, 1.0)  # SKU002|east is gone from both
 
 
 def test_reconcile_into_fracttal_compares_the_warehouse_within_the_pairs_filters(
@@ -212,6 +221,10 @@ def test_reconcile_into_fracttal_compares_the_warehouse_within_the_pairs_filters
     assert code == 0, again["after"]["discrepancies"]
     assert cmms.stock("MAIN-WH", "SP-300") == 5
     assert again["after"]["consistency"] == 1.0
+    invocation = cmms_stack.functions["reconciler"].invoke(load_event("reconcile_scheduled.json"))
+    assert invocation.error is None
+    summary = next(s for s in invocation.response["pairs"] if s["pair"] == "erp-cmms-spares")
+    assert (summary["compared"], summary["consistency"]) == (3, 1.0)
 
 
 TWO_STORES = """

@@ -196,16 +196,17 @@ def _classify(report: CompareReport, wanted: Entry, found: Entry | None, notes: 
         for name in names
         if wanted.values.get(name) != found.values.get(name)
     }
-    versioned = wanted.version is not None and found.version is not None
+    ahead = stale = False
+    if wanted.version is not None and found.version is not None:
+        ahead, stale = found.version > wanted.version, found.version < wanted.version
     if differing:
-        kind = "target_ahead" if versioned and found.version > wanted.version else "mismatch"  # type: ignore[operator]
+        kind = "target_ahead" if ahead else "mismatch"
         report.discrepancies.append(
             Discrepancy(kind, wanted.key, differing, wanted.version, found.version, wanted.ref, notes.get(kind))
         )
         return
     report.in_agreement += 1
-    if versioned and found.version < wanted.version:  # type: ignore[operator]
-        report.stale_versions += 1
+    report.stale_versions += stale
 
 
 def _field_order(*sides: Mapping[str, Any]) -> Callable[[str], tuple[int, str]]:

@@ -482,7 +482,7 @@ def order_values(order: Any) -> dict[str, Any]:
         "status": str(getattr(order.status, "value", order.status)),
         "financial_status": order.financial_status,
         "total": order.total,
-        "lines": sorted((line.sku, line.quantity) for line in order.lines),
+        "lines": ", ".join(sorted(f"{line.sku} x {format(line.quantity.normalize(), 'f')}" for line in order.lines)),
     }
 
 

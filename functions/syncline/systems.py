@@ -145,11 +145,14 @@ class SystemFactory:
         the identity map's (levels of items nobody mapped are not Syncline's and are left out)."""
         system = self._shopify_system(name)
         admin, identity = self.shopify(name), self.identity
+        skus: dict[str, str | None] = {}  # one identity lookup per item, whatever the number of its locations
         for code, location in sorted(system.locations.items()):
             page: list[tuple[str, str, Any]] = []
             for level in admin.iter_inventory_levels(shopify_gid("Location", location), page_size=page_size):
                 item = shopify_gid("InventoryItem", level.inventory_item_id)
-                sku = identity.key_of(INVENTORY_ITEM, name, item) if identity is not None else None
+                if item not in skus:
+                    skus[item] = identity.key_of(INVENTORY_ITEM, name, item) if identity is not None else None
+                sku = skus[item]
                 if sku is not None:
                     page.append((sku, code, level))
                 if len(page) >= page_size:

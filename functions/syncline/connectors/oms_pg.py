@@ -819,14 +819,13 @@ class OmsCustomersByEmail:
         """Every customer with an e-mail, keyed by it, in ``customer_id`` keyset pages (reconcile's full compare)."""
         after: str | None = None
         while True:
-            where, params = _keyset("customer_id", after, page_size)
-            where = where.replace("WHERE", "AND", 1) if after is not None else where
             rows = (
                 self._connection()
                 .execute(
                     f"SELECT {', '.join(SYNCED_FIELDS)}, changed_at, version, customer_id FROM customers "
-                    f"WHERE btrim(coalesce(email, '')) <> '' {where}",
-                    params,
+                    f"WHERE btrim(coalesce(email, '')) <> '' {'' if after is None else 'AND customer_id > %s '}"
+                    "ORDER BY customer_id LIMIT %s",
+                    [*([] if after is None else [after]), page_size],
                 )
                 .fetchall()
             )

@@ -229,14 +229,12 @@ class Dependencies:
 
     def pair_into(self, target: str, entity: str) -> PairContext:
         """The pair feeding ``target`` with ``entity`` (one source per target and entity for now)."""
-        from syncline.sync import PairContext  # noqa: PLC0415
+        from syncline.sync import pair_context  # noqa: PLC0415
 
         pairs = [p for p in self.config.pairs if (p.target, p.entity, p.direction) == (target, entity, "one_way")]
         if len(pairs) != 1:
             raise LookupError(f"expected one sync pair into {target} for {entity}, found {len(pairs)}")
-        pair = pairs[0]
-        tz = ZoneInfo(self.config.systems[pair.source].timezone)
-        return PairContext(pair.name, pair.source, pair.locations, tz, pair.filters.accepts)
+        return pair_context(self.config, pairs[0])
 
 
 def dependencies() -> Dependencies:

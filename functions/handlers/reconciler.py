@@ -1,10 +1,12 @@
 """Scheduled reconcile: a full compare of every pair, its consistency ratio as EMF metrics, stored as ``RECONCILE#<pair>``.
 
 Compare only, never repair: the schedule measures (the figure behind a "99.95 % consistent" promise)
-and an operator decides on ``syncline reconcile PAIR --apply``. The compare is
-``syncline.ops.reconcile.compare``, the one the CLI runs. A pair whose compare fails (ERP or
-storefront unreachable) does not stop the others; the invocation fails afterwards so the function
-error alarm sees it.
+and an operator decides on ``syncline reconcile PAIR --apply``. The compare is the CLI's
+(``syncline.ops.reconcile_sides.reconciliation``), for every pair it covers (one-way ERP inventory
+into any target, Shopify orders into the OMS, OMS shipments into Shopify, every two-way pair); a pair it does not cover is logged
+and skipped. A pair whose
+compare fails (a system unreachable) does not stop the others; the invocation fails afterwards so the
+function error alarm sees it.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from handlers.dependencies import dependencies
 from handlers.observability import logger, metrics
 from handlers.tracing import tracer
 from syncline.adapters import aws
-from syncline.ops.reconcile import CompareReport, compare, reconcilable
+from syncline.ops.reconcile import CompareReport
+from syncline.ops.reconcile_sides import Collaborators, coverage, reconciliation
 
 REPORT_PREFIX = "RECONCILE#"
 
@@ -34,16 +37,21 @@ class ReconcileFailed(RuntimeError):
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     deps = dependencies()
+    using = Collaborators(
+        systems=deps.systems(),
+        erp=deps.erp_reader,
+        state=deps.state,
+        twoway=lambda pair: deps.twoway(pair, f"reconciler-{context.aws_request_id}"),
+        review=deps.conflict_review,
+    )
     summaries, failures = [], []
     for declared in deps.config.pairs:
-        if not reconcilable(deps.config, declared):
+        reason = coverage(deps.config, declared)
+        if reason is not None:
+            logger.info(f"{declared.name}: not reconciled", extra={"pair": declared.name, "reason": reason})
             continue
         try:
-            report = compare(
-                source=deps.erp_reader(declared.source),
-                target=deps.storefront(declared.target),
-                pair=deps.pair_into(declared.target, declared.entity),
-            )
+            report = reconciliation(deps.config, declared, using).compare()
         except Exception as exc:
             deps.reset_connections()
             logger.exception(f"reconcile of {declared.name} failed", extra={"pair": declared.name})

@@ -15,9 +15,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any, Protocol
+from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
+from syncline.config import Pair, SynclineConfig
 from syncline.erp.sage300 import MappingError, row_context, to_inventory_level
 from syncline.models import (
     ALL_LOCATIONS,
@@ -119,6 +121,13 @@ class PairContext:
     locations: Mapping[str, str]
     tz: tzinfo = UTC
     accepts: Callable[[str, str], bool] = lambda sku, location: True  # the pair's filters (SKU prefix, location)
+
+
+def pair_context(config: SynclineConfig, pair: Pair) -> PairContext:
+    """A declared one-way pair as the engine sees it (the source's clock for audit stamps, the pair's filters)."""
+    return PairContext(
+        pair.name, pair.source, pair.locations, ZoneInfo(config.systems[pair.source].timezone), pair.filters.accepts
+    )
 
 
 def sync_inventory_batch(

@@ -9,8 +9,9 @@ code at its sandboxes, as ``AWS_ENDPOINT_URL`` points boto3 at the moto server.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -27,17 +28,15 @@ from syncline.config import (
 from syncline.identity import IdentityStore
 from syncline.models import KEY_SEPARATOR, ChangeNotice, split_inventory_key
 from syncline.ports import InventoryTarget, PriceTarget
-from syncline.twoway import RecordSystem
+from syncline.twoway import Copy, RecordSystem
 
 if TYPE_CHECKING:
     from syncline.connectors.hubspot import HubSpotContactsByEmail
     from syncline.connectors.oms_pg import OmsCustomersByEmail
 
 ENV_ENDPOINTS = "SYNCLINE_ENDPOINTS"
-INVENTORY_ITEM = "inventory_item"
-OAUTH_KINDS = frozenset(
-    {"fracttal", "salesforce"}
-)  # systems whose token the scheduled refresher keeps fresh  # identity map entity: SKU -> each store's InventoryItem id
+INVENTORY_ITEM = "inventory_item"  # identity map entity: SKU -> each store's InventoryItem id
+OAUTH_KINDS = frozenset({"fracttal", "salesforce"})  # systems whose token the scheduled refresher keeps fresh
 
 
 class UnknownRecord(LookupError):
@@ -139,6 +138,26 @@ class SystemFactory:
             )
         return f"{sku}{KEY_SEPARATOR}{code}"
 
+    def shopify_levels(self, name: str, page_size: int = 100) -> Iterator[list[tuple[str, str, Any]]]:
+        """Every level the store holds at its configured locations, as (SKU, location code, level) pages; the SKU is
+        the identity map's (levels of items nobody mapped are not Syncline's and are left out)."""
+        system = self._shopify_system(name)
+        admin, identity = self.shopify(name), self.identity
+        skus: dict[str, str | None] = {}  # one identity lookup per item, whatever the number of its locations
+        for code, location in sorted(system.locations.items()):
+            page: list[tuple[str, str, Any]] = []
+            for level in admin.iter_inventory_levels(shopify_gid("Location", location), page_size=page_size):
+                item = shopify_gid("InventoryItem", level.inventory_item_id)
+                if item not in skus:
+                    skus[item] = identity.key_of(INVENTORY_ITEM, name, item) if identity is not None else None
+                sku = skus[item]
+                if sku is not None:
+                    page.append((sku, code, level))
+                if len(page) >= page_size:
+                    yield page
+                    page = []
+            yield page
+
     # -- HubSpot ------------------------------------------------------------------------------------------
     def hubspot(self, name: str) -> Any:
         """The portal's CRM client (private-app token from the secret, re-read on every attempt)."""
@@ -222,6 +241,23 @@ class SystemFactory:
         if isinstance(system, HubSpotSystem | OmsSystem):
             return self.contact_view(name)
         raise LookupError(f"system {name!r} ({system.kind}) cannot take part in two-way sync")
+
+    def record_copies(self, name: str, page_size: int = 500) -> Iterator[list[tuple[str, Copy]]]:
+        """Every record ``name`` holds as two-way sync reads it, as (key, copy) pages (for reconcile's full compare)."""
+        system = self.config.systems[name]
+        if isinstance(system, ShopifySystem):
+            quantity = system.quantity
+            for page in self.shopify_levels(name, min(page_size, 250)):
+                yield [
+                    (
+                        f"{sku}{KEY_SEPARATOR}{code}",
+                        Copy({quantity: level.quantity(quantity)}, level.updated_at or datetime.now(UTC)),
+                    )
+                    for sku, code, level in page
+                ]
+            return
+        records: Any = self.record_system(name)
+        yield from records.iter_copies(page_size)
 
     def contact_view(self, name: str) -> HubSpotContactsByEmail | OmsCustomersByEmail:
         """Contacts keyed by e-mail (the key a CRM and the OMS share): HubSpot contacts or OMS customers."""

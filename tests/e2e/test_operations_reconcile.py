@@ -76,6 +76,9 @@ def test_reconcile_finds_planted_discrepancies_exactly_and_apply_converges(stack
         "unchanged": 0,
         "kept": 0,
         "left": 1,
+        "resynced": 0,
+        "review": [],
+        "busy": 0,
         "rejected": [],
     }
     assert {(d["kind"], d["key"]) for d in applied["after"]["discrepancies"]} == {("target_ahead", "SKU0005|main")}

@@ -353,3 +353,21 @@ def test_the_record_system_writes_at_the_version_it_read_and_refuses_a_stale_one
         system.write(key, {**written.values, "first_name": "Drei"}, expected_version=written.version)
     assert sandbox.objects["contacts"][key].properties["firstname"] == "Someone else"
     assert system.read("999999") is None
+
+
+def test_contacts_by_email_are_listed_page_by_page_as_reads_see_them(
+    sandbox: HubSpotSandbox, client: HubSpotClient
+) -> None:
+    from syncline.connectors.hubspot import HubSpotContactsByEmail
+
+    for n in range(5):
+        sandbox.seed("contacts", {"email": f"Person{n}@Example.com", "firstname": f"P{n}"})
+    sandbox.seed("contacts", {"firstname": "No e-mail"})
+    view = HubSpotContactsByEmail(client, name="crm")
+
+    pages = list(view.iter_copies(page_size=2))
+
+    listed = {key: copy for page in pages for key, copy in page}
+    assert sorted(listed) == [f"person{n}@example.com" for n in range(5)]
+    assert max(len(page) for page in pages) == 2
+    assert listed["person3@example.com"] == view.read("person3@example.com")

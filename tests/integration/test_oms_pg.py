@@ -15,6 +15,7 @@ import pytest
 from syncline.canonical.entities import Address, Contact, Order, OrderLine, OrderStatus, Shipment, ShipmentLine
 from syncline.connectors.oms_pg import (
     OmsCustomers,
+    OmsCustomersByEmail,
     OmsDatabase,
     OmsOutbox,
     OutboxListener,
@@ -339,3 +340,26 @@ def test_customers_as_a_record_system_with_compare_and_swap(oms: OmsDatabase, ap
         customers.write("C-1", {"shoe_size": 42}, expected_version=3)
     origins = [row[0] for row in app.execute("SELECT origin FROM outbox ORDER BY id")]
     assert origins == ["syncline", None, "syncline"]
+
+
+def test_customers_by_email_are_listed_in_keyset_pages_once_each(
+    app: psycopg.Connection[Any], connect: Callable[[], psycopg.Connection[Any]]
+) -> None:
+    # Given seven customers, one without an e-mail (no key to compare on) and one with spaces and capitals
+    for n in range(6):
+        app.execute(
+            "INSERT INTO customers (customer_id, email, first_name, updated_at) VALUES (%s, %s, %s, now())",
+            [f"C-{n}", f"c{n}@example.com" if n != 3 else " C3@Example.com ", f"N{n}"],
+        )
+    app.execute("INSERT INTO customers (customer_id, first_name, updated_at) VALUES ('C-9', 'No mail', now())")
+    connection = connect()
+    view = OmsCustomersByEmail("oms", lambda: connection)
+
+    # When listed two at a time (reconcile's full compare)
+    pages = list(view.iter_copies(page_size=2))
+
+    # Then every customer with an e-mail once, keyed as reads key it, with the copy a read gives
+    keys = [key for page in pages for key, _ in page]
+    assert keys == [f"c{n}@example.com" for n in range(6)]
+    listed = dict(copy for page in pages for copy in page)
+    assert listed["c3@example.com"] == view.read("c3@example.com")

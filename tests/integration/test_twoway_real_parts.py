@@ -121,3 +121,13 @@ def test_an_echo_expectation_keeps_its_prior_while_a_write_is_in_flight(world: d
     assert stored.match(Copy({"x": 0}, now, 3)) == first  # the write never landed: still our first one
     echoes.expect("store_a", "SKU-6", Echo("f2", 4, now))  # it landed: the prior is gone
     assert echoes.expected("store_a", "SKU-6") == Echo("f2", 4, now)
+
+
+def test_a_record_store_is_listed_in_keyset_pages_once_each(world: dict[str, Any]) -> None:
+    a = world["stores"]["store_a"]
+    for n in range(5):
+        a.edit(f"K-{n}", {"n": n})
+    pages = list(a.iter_copies(page_size=2))
+    assert [len(page) for page in pages] == [2, 2, 1]
+    assert [(key, copy.values) for page in pages for key, copy in page] == [(f"K-{n}", {"n": n}) for n in range(5)]
+    assert list(world["stores"]["store_b"].iter_copies(page_size=2)) == []

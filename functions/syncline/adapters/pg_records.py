@@ -7,7 +7,7 @@ compare-and-swap on the version it read, so an edit made after its read is never
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from psycopg import sql
@@ -34,6 +34,21 @@ class PostgresRecords:
             .fetchone()
         )
         return Copy(row[0], row[1], row[2]) if row else None
+
+    def iter_copies(self, page_size: int = 500) -> Iterator[list[tuple[str, Copy]]]:
+        """Every record in key order, in keyset pages (reconcile's full compare)."""
+        after: str | None = None
+        while True:
+            where = sql.SQL("") if after is None else sql.SQL("WHERE key > %s ")
+            statement = sql.SQL("SELECT key, doc, changed_at, version FROM {} {}ORDER BY key LIMIT %s").format(
+                self._table, where
+            )
+            rows = self._connection().execute(statement, [*([] if after is None else [after]), page_size]).fetchall()
+            if rows:
+                yield [(row[0], Copy(row[1], row[2], row[3])) for row in rows]
+            if len(rows) < page_size:
+                return
+            after = rows[-1][0]
 
     def write(self, key: str, values: Mapping[str, Any], *, expected_version: int | None) -> Copy:
         doc = json.dumps(dict(values), sort_keys=True, default=str)

@@ -652,6 +652,18 @@ class HubSpotContactsByEmail:
             raise RecordRefused(f"{self.name}: contact {key} refused: {reason}"[:500])
         return self._copy(result.results[0])
 
+    def iter_copies(self, page_size: int = PAGE_LIMIT) -> Iterator[list[tuple[str, Copy]]]:
+        """Every contact with an e-mail, keyed by it, page by page (reconcile's full compare)."""
+        page: list[tuple[str, Copy]] = []
+        for obj in self.client.list_objects("contact", page_size=page_size):
+            key = contact_key(obj.properties.get("email"))
+            if key is not None:
+                page.append((key, self._copy(obj)))
+            if len(page) >= page_size:
+                yield page
+                page = []
+        yield page
+
     def key_of(self, object_id: str) -> str | None:
         """The pair's key (e-mail) of the contact a webhook names by its HubSpot id; None if gone or without one."""
         result = self.client.batch_read("contact", [object_id], properties=["email"])

@@ -815,6 +815,27 @@ class OmsCustomersByEmail:
             raise AmbiguousCustomer(f"{self.name}: customers {rows[0][-1]} and {rows[1][-1]} share the e-mail {key}")
         return self._copy(rows[0]) if rows else None
 
+    def iter_copies(self, page_size: int = 500) -> Iterator[list[tuple[str, Copy]]]:
+        """Every customer with an e-mail, keyed by it, in ``customer_id`` keyset pages (reconcile's full compare)."""
+        after: str | None = None
+        while True:
+            rows = (
+                self._connection()
+                .execute(
+                    f"SELECT {', '.join(SYNCED_FIELDS)}, changed_at, version, customer_id FROM customers "
+                    f"WHERE btrim(coalesce(email, '')) <> '' {'' if after is None else 'AND customer_id > %s '}"
+                    "ORDER BY customer_id LIMIT %s",
+                    [*([] if after is None else [after]), page_size],
+                )
+                .fetchall()
+            )
+            page = [(key, self._copy(row)) for row in rows if (key := contact_key(row[SYNCED_FIELDS.index("email")]))]
+            if page:
+                yield page
+            if len(rows) < page_size:
+                return
+            after = rows[-1][-1]
+
     def key_of(self, customer_id: str) -> str | None:
         """The pair's key (e-mail) of a customer an outbox notice names; None if gone or without one."""
         row = self._connection().execute("SELECT email FROM customers WHERE customer_id = %s", [customer_id]).fetchone()

@@ -133,27 +133,46 @@ def add_commands(commands: Any) -> None:
     reconcile = commands.add_parser(
         "reconcile",
         parents=[target, as_json],
-        help="full compare of a pair's source and target; --apply repairs",
-        description="Read every record of the pair's source (the ERP) and target (the storefront) and classify "
-        "each key: missing in the target, missing in the source (deleted in the ERP: timestamp polling never "
-        "sees deletes), mismatched fields, target ahead of the source (never overwritten), stale version "
-        "(content equal; informational). Prints a summary with the consistency ratio (records in agreement / "
-        "records compared) and writes the full JSON report.\n\n"
-        "--apply then repairs in batches through the normal write path: it fetches the current ERP rows, "
-        "upserts them with the version guard and commits the state cache; a delete is re-checked against the "
-        "ERP and guarded by the version the compare saw. A second compare verifies the result.\n\n"
-        "Exit 0 when the pair agrees (after --apply: when it converged), 4 when discrepancies remain.",
+        help="full compare of a pair's two sides; --apply repairs through the pair's write path",
+        description="Read every record on both sides of a pair and classify each key: missing in the target, "
+        "missing in the source (deleted in the ERP or removed from a store: no notice ever says so), mismatched "
+        "values, target ahead of the source (never overwritten), stale version (content equal; informational). "
+        "Prints a summary with the consistency ratio (records in agreement / records compared) and writes the "
+        "full JSON report.\n\n"
+        "covered pairs:\n"
+        "  one-way inventory_level from sage300 into postgres (every synced field), shopify (the store's "
+        "quantity)\n  or fracttal (spare-part stock); one-way order from shopify into oms (status, payment, total, "
+        "lines);\n  one-way shipment from oms into shopify (each shipped parcel fulfilled in the store); two-way "
+        "pairs\n  between postgres, shopify, hubspot and oms.\n"
+        "  Any other pair exits 2 and says so.\n\n"
+        "--apply then repairs in batches through the pair's normal write path, never from the compare's snapshot: "
+        "one-way, the current ERP rows are written as the sync worker writes them (version guard or "
+        "compare-and-swap, state cache committed); a storefront row the ERP lost is deleted after a re-check, "
+        "but a Shopify product or Fracttal part is never deleted (left, with a note saying why). Two-way, the "
+        "pair's own sync runs for each differing key, so its conflict policy decides; what no rule settles goes "
+        "to `syncline conflicts list`. Orders and shipments are re-run through their worker (fetched fresh, guarded upsert or a fulfilment "
+        "created once). A second compare verifies the result.\n\n"
+        "Exit 0 when the pair agrees (after --apply: when it converged), 4 when discrepancies remain (read the "
+        "notes), 2 for a pair not covered, 1 when a system stopped answering (fix it and run again: --apply is "
+        "safe to repeat).",
         epilog="examples:\n  syncline reconcile erp-storefront-inventory            # dry run\n"
-        "  syncline reconcile erp-storefront-inventory --apply --report /tmp/recon.json",
+        "  syncline reconcile erp-storefront-inventory --apply --report /tmp/recon.json\n"
+        "  syncline reconcile erp-store-a --json | jq .before.counts   # a Shopify target\n"
+        "  syncline reconcile stores-products --apply                  # a two-way pair: its policy decides",
         formatter_class=formatter,
     )
     reconcile.add_argument("pair", help="sync pair name from syncline.toml")
     mode = reconcile.add_mutually_exclusive_group()
     mode.add_argument("--dry-run", action="store_true", help="compare and report only (the default)")
     mode.add_argument("--apply", action="store_true", help="compare, repair, compare again")
-    reconcile.add_argument("--entity", help="entity to reconcile (default: the pair's; today inventory_level)")
+    reconcile.add_argument("--entity", help="entity to reconcile (default: the pair's own; exit 3 if it names another)")
     reconcile.add_argument("--report", metavar="FILE", help="JSON report path (default: reconcile-PAIR-TIME.json here)")
-    reconcile.add_argument("--page-size", type=int, default=5000, help="rows per read page (default 5000)")
+    reconcile.add_argument(
+        "--page-size",
+        type=int,
+        default=5000,
+        help="records per read page (default 5000; Shopify reads at most 250 per request)",
+    )
     reconcile.add_argument("--batch-size", type=int, default=500, help="records per repair batch (default 500)")
     reconcile.add_argument("--show", type=int, default=20, help="discrepancies printed (default 20; all in the report)")
     reconcile.set_defaults(run=_reconcile)
@@ -581,68 +600,57 @@ def _dlq_purge(args: argparse.Namespace) -> int:
 
 # -- reconcile ---------------------------------------------------------------------------------------
 def pair_context(ops: Any, name: str) -> Any:
-    from zoneinfo import ZoneInfo  # noqa: PLC0415
-
-    from syncline.sync import PairContext  # noqa: PLC0415
+    from syncline.sync import pair_context as context_of  # noqa: PLC0415
 
     try:
         pair = ops.config.pair(name)
     except Exception as exc:
         raise NotFound(str(exc)) from None
-    tz = ZoneInfo(ops.config.systems[pair.source].timezone)
-    return PairContext(pair.name, pair.source, pair.locations, tz, pair.filters.accepts)
+    return context_of(ops.config, pair)
 
 
 def _reconcile(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime  # noqa: PLC0415
     from pathlib import Path  # noqa: PLC0415
 
-    from syncline.adapters.dynamodb import DynamoStateStore  # noqa: PLC0415
-    from syncline.adapters.storefront_pg import PostgresStorefront  # noqa: PLC0415
-    from syncline.erp.sage300 import Sage300Reader  # noqa: PLC0415
-    from syncline.ops import reconcile  # noqa: PLC0415
+    from syncline.ops import reconcile_sides  # noqa: PLC0415
 
     ops = context(args)
-    pair = pair_context(ops, args.pair)  # an unknown pair: exit 3
-    declared = ops.config.pair(args.pair)
-    if not reconcile.reconcilable(ops.config, declared):
-        kinds = f"{ops.config.systems[declared.source].kind} -> {ops.config.systems[declared.target].kind}"
-        print(
-            f"syncline: reconcile compares one-way ERP -> PostgreSQL storefront inventory pairs today; "
-            f"{declared.name} is {declared.direction} {declared.entity}, {kinds} (not covered yet)",
-            file=sys.stderr,
-        )
+    try:
+        declared = ops.config.pair(args.pair)
+    except Exception as exc:
+        raise NotFound(str(exc)) from None  # an unknown pair: exit 3
+    reason = reconcile_sides.coverage(ops.config, declared)
+    if reason is not None:
+        print(f"syncline: {reason}", file=sys.stderr)
         return EXIT_USAGE
     if args.entity and args.entity != declared.entity:
-        raise NotFound(f"pair {pair.name} syncs {declared.entity}, not {args.entity}")
+        raise NotFound(f"pair {declared.name} syncs {declared.entity}, not {args.entity}")
     try:
-        erp = ops.connection(pair.source, read_only=True)
-        store = ops.connection(declared.target, read_only=not args.apply)
-        source, target = Sage300Reader(lambda: erp), PostgresStorefront(lambda: store)
-        with progress(f"compare {pair.name}", None, enabled=not args.json) as advance:
-            before = reconcile.compare(
-                source=source, target=target, pair=pair, page_size=args.page_size, on_progress=advance
-            )
+        plan = reconcile_sides.reconciliation(ops.config, declared, _reconcile_collaborators(ops))
+        with progress(f"compare {plan.pair}", None, enabled=not args.json) as advance:
+            before = plan.compare(page_size=args.page_size, on_progress=advance)
         document: dict[str, Any] = {"mode": "apply" if args.apply else "dry-run", "before": before.as_dict()}
         final = before
         if args.apply and before.discrepancies:
-            state = DynamoStateStore(ops.dynamodb, ops.table)
-            with progress(f"repair {pair.name}", len(before.discrepancies), enabled=not args.json) as advance:
-                applied = reconcile.apply(
-                    before,
-                    source=source,
-                    target=target,
-                    state=state,
-                    pair=pair,
-                    batch_size=args.batch_size,
-                    on_progress=advance,
-                )
-            final = reconcile.compare(source=source, target=target, pair=pair, page_size=args.page_size)
+            with progress(f"repair {plan.pair}", len(before.discrepancies), enabled=not args.json) as advance:
+                applied = plan.apply(before, batch_size=args.batch_size, on_progress=advance)
+            final = plan.compare(page_size=args.page_size)
             document |= {"applied": applied.as_dict(), "after": final.as_dict()}
+    except Exception as exc:
+        if isinstance(exc, LookupError) or type(exc).__module__.startswith("botocore"):
+            raise  # exit 3 with the CLI's own advice (unknown pair or system, no local stack)
+        print(
+            f"syncline: reconcile of {declared.name} stopped: {exc}\n"
+            f"  check that {declared.source} and {declared.target} answer (`syncline status`), then run it again; "
+            "--apply is safe to repeat (every write is guarded)",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
     finally:
         ops.close()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = Path(args.report or f"reconcile-{pair.name}-{stamp}.json")
+    path = Path(args.report or f"reconcile-{plan.pair}-{stamp}.json")
     path.write_text(json.dumps(document, indent=2, default=str))
     if args.json:
         emit(document)
@@ -651,19 +659,39 @@ def _reconcile(args: argparse.Namespace) -> int:
         if "applied" in document:
             a = document["applied"]
             print(
-                f"repaired: {a['upserted']} upserted · {a['deleted']} deleted · {a['unchanged']} already current · "
-                f"{a['kept']} kept (back in the ERP) · {a['left']} left (target ahead) · {len(a['rejected'])} unmappable"
+                f"repaired: {a['upserted']} upserted · {a['deleted']} deleted · {a['resynced']} re-synced by the "
+                f"pair's policy · {a['unchanged']} not written (already current, newer, or refused) · {a['kept']} "
+                f"kept (back in the source) · {a['left']} left (see notes) · {len(a['review'])} sent to review "
+                f"(syncline conflicts list) · {a['busy']} busy · {len(a['rejected'])} rejected"
             )
             _print_compare("after", final, args.show)
         print(f"report: {path}")
     return EXIT_ATTENTION if final.discrepancies else EXIT_OK
 
 
+def _reconcile_collaborators(ops: Any) -> Any:
+    from syncline.adapters.dynamodb import DynamoStateStore  # noqa: PLC0415
+    from syncline.erp.sage300 import Sage300Reader  # noqa: PLC0415
+    from syncline.ops.reconcile_sides import Collaborators  # noqa: PLC0415
+
+    def erp(name: str) -> Any:
+        connection = ops.connection(name, read_only=True)
+        return Sage300Reader(lambda: connection)
+
+    return Collaborators(
+        systems=ops.systems,
+        erp=erp,
+        state=lambda: DynamoStateStore(ops.dynamodb, ops.table),
+        twoway=ops.twoway,
+        review=ops.conflict_review,
+    )
+
+
 def _print_compare(label: str, report: Any, show: int) -> None:
     counts = report.counts()
     print(
-        f"{label}: {report.pair} · {report.compared} compared · {report.in_agreement} in agreement · "
-        f"consistency {report.consistency:.4%}"
+        f"{label}: {report.pair} ({report.source} -> {report.target}) · {report.compared} compared · "
+        f"{report.in_agreement} in agreement · consistency {report.consistency:.4%}"
     )
     print(
         "  "
@@ -671,10 +699,16 @@ def _print_compare(label: str, report: Any, show: int) -> None:
         + f" · stale version {report.stale_versions} (informational) · unmappable {report.unmappable} (see dlq list)"
     )
     for d in report.discrepancies[:show]:
-        fields = ", ".join(f"{name} {erp}→{tgt}" for name, (erp, tgt) in d.fields.items())
+        fields = ", ".join(f"{name} {source}→{target}" for name, (source, target) in d.fields.items())
         print(f"  {d.kind:<18} {d.key:<24} {fields}")
     if len(report.discrepancies) > show:
         print(f"  ... {len(report.discrepancies) - show} more in the report")
+    notes: dict[str, int] = {}
+    for d in report.discrepancies:
+        if d.note:
+            notes[d.note] = notes.get(d.note, 0) + 1
+    for note, count in notes.items():
+        print(f"  note ({count}): {note}")
 
 
 # -- status ------------------------------------------------------------------------------------------

@@ -1,91 +1,99 @@
-"""Reconciliation of a pair: a full compare of ERP and target, and a guarded repair of what differs.
+"""Reconciliation of a pair: a full compare of both sides, and a guarded repair of what differs.
 
-Change detection sees what the ERP stamps; it never sees a row deleted in the ERP, a write lost to
-an operator's hand edit of the storefront, or a record that sat in a DLQ and was purged. A full
-compare finds all of them:
+Change detection sees what a source notifies or stamps; it never sees a row deleted in the ERP, a write
+lost to an operator's hand edit, a record removed from a store, or a change that sat in a DLQ and was
+purged. A full compare finds all of them. One model serves every pair: each side is read as
+*key -> comparable values* (``Side``: the ERP's mapped rows, the storefront's rows, a Shopify store's
+levels, a Fracttal warehouse, a two-way record store), and every key is classified:
 
-- ``missing_in_target``: an ERP row (at a mapped location) the target does not have;
-- ``missing_in_source``: a target row with no ERP row any more (deleted in the ERP);
-- ``mismatch``: both exist and a synced field differs (quantities, description, unit, active);
-- ``target_ahead``: a mismatch where the target holds a *newer* version than the ERP; the version
-  guard will not let an older row replace it, so it is reported, never overwritten;
-- ``stale_version``: content equal, target version older. Normal (the worker skips re-stamped but
-  unchanged rows) and reported for information; it counts as in agreement.
+- ``missing_in_target``: the source has it, the target does not;
+- ``missing_in_source``: the target has it, the source does not (deleted in the ERP, removed from a store);
+- ``mismatch``: both have it and a compared value differs;
+- ``target_ahead``: a mismatch where the target holds a *newer* source version (only where both sides
+  carry one: the PostgreSQL storefront); the version guard will not let an older row replace it, so it
+  is reported, never overwritten;
+- ``stale_version``: content equal, target version older. Informational; it counts as in agreement.
 
-Rows the ERP holds but no mapping can take (negative quantity, unmapped location, bad stamp) are
-counted as ``unmappable``: they are the DLQ's business, not a discrepancy.
+Source rows no mapping can take (negative quantity, unmapped location, bad stamp) are ``unmappable``:
+the DLQ's business, not a discrepancy. Rows outside the pair's filters are not compared at all.
 
-``apply`` repairs through the normal write path: it fetches the *current* ERP rows of the keys to
-fix (fetch-on-notify, never the compare's snapshot), upserts them with the target's version guard
-and commits the state cache like the worker does. A delete is re-checked against the ERP first and
-guarded by the version the compare saw, so a row written again meanwhile is never deleted.
+The consistency ratio is records in agreement / records compared. ``apply`` repairs in batches
+through the pair's own write path (``syncline.ops.reconcile_sides``: the sync worker's
+``write_levels`` for one-way inventory, the pair's ``TwoWaySync`` for a two-way pair), never from
+the compare's snapshot, so version guards, compare-and-swap, echo suppression and conflict policies
+hold exactly as for a notified change.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
-from syncline.config import Pair, PostgresSystem, SynclineConfig
-from syncline.erp.sage300 import INVENTORY_FIELDS, MappingError, inventory_row, to_inventory_level
-from syncline.models import InventoryLevel, inventory_key
-from syncline.ports import KnownState
-from syncline.sync import ENTITY, PairContext, write_levels
-
 Kind = Literal["missing_in_target", "missing_in_source", "mismatch", "target_ahead", "stale_version"]
 DISCREPANCIES: tuple[Kind, ...] = ("missing_in_target", "missing_in_source", "mismatch", "target_ahead")
-COMPARED_FIELDS = INVENTORY_FIELDS[2:9]  # on_hand ... active: what the sync writes
-_VERSION = INVENTORY_FIELDS.index("source_version")
 MAX_REPORTED_UNMAPPABLE = 100
 
 
-class ReconcileSource(Protocol):
-    def iter_all(self, page_size: int = ...) -> Iterator[list[dict[str, Any]]]: ...
-    def fetch_items(self, items: Iterable[str]) -> list[dict[str, Any]]: ...
+@dataclass(frozen=True)
+class Entry:
+    """One record of one side: its key, the values compared, and a version where versions are comparable."""
+
+    key: str
+    values: Mapping[str, Any]
+    version: int | None = None
+    ref: tuple[str, str] | None = None  # an ERP row's own (item, location)
 
 
-class ReconcileTarget(Protocol):
-    def iter_rows(self, page_size: int = ...) -> Iterator[list[tuple[Any, ...]]]:
-        """Every row, ``INVENTORY_FIELDS`` order, in pages."""
+@dataclass(frozen=True)
+class Unmappable:
+    """A source row no mapping can take; ``key`` is the target key it would have (its target row is then no delete)."""
 
-    def upsert_inventory(self, levels: Sequence[InventoryLevel]) -> set[str]: ...
+    label: str
+    reason: str
+    key: str | None = None
 
-    def delete_inventory(self, rows: Sequence[tuple[str, str, int]]) -> set[str]:
-        """Delete (sku, location) rows whose version is still at most the given one; return the keys deleted."""
 
-
-class ReconcileState(Protocol):
-    def commit_many(self, pair: str, entity: str, states: Mapping[str, KnownState]) -> set[str]: ...
-    def forget_many(self, pair: str, entity: str, keys: Sequence[str]) -> None: ...
+class Side(Protocol):
+    def pages(self, page_size: int) -> Iterator[Sequence[Entry | Unmappable]]:
+        """Every record of the side, in pages."""
 
 
 @dataclass(frozen=True)
 class Discrepancy:
     kind: Kind
-    key: str  # target key: sku|location
-    item: str
-    erp_location: str | None
-    fields: dict[str, tuple[str | None, str | None]]  # name -> (ERP, target)
-    source_version: int | None
-    target_version: int | None
+    key: str
+    fields: dict[str, tuple[str | None, str | None]]  # name -> (source, target)
+    source_version: int | None = None
+    target_version: int | None = None
+    ref: tuple[str, str] | None = None  # the ERP row's (item, location), when the source is the ERP
+    note: str | None = None  # what apply will do about it, when that is not the obvious repair
+
+    @property
+    def item(self) -> str:
+        return self.ref[0] if self.ref else self.key.rpartition("|")[0]
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "key": self.key,
-            "erp_location": self.erp_location,
+        document: dict[str, Any] = {"kind": self.kind, "key": self.key}
+        if self.ref is not None:
+            document["erp_location"] = self.ref[1]
+        document |= {
             "fields": {name: list(values) for name, values in self.fields.items()},
             "source_version": self.source_version,
             "target_version": self.target_version,
         }
+        if self.note:
+            document["note"] = self.note
+        return document
 
 
 @dataclass
 class CompareReport:
     pair: str
-    entity: str = ENTITY
+    entity: str
+    source: str = ""  # "system (kind)"
+    target: str = ""
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     finished_at: datetime | None = None
     source_rows: int = 0
@@ -115,6 +123,8 @@ class CompareReport:
         return {
             "pair": self.pair,
             "entity": self.entity,
+            "source": self.source,
+            "target": self.target,
             "started_at": self.started_at.isoformat(),
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
             "source_rows": self.source_rows,
@@ -132,63 +142,80 @@ class CompareReport:
 
 def compare(
     *,
-    source: ReconcileSource,
-    target: ReconcileTarget,
-    pair: PairContext,
+    source: Side,
+    target: Side,
+    pair: str,
+    entity: str,
+    labels: tuple[str, str] = ("", ""),
+    notes: Mapping[Kind, str] | None = None,
     page_size: int = 5000,
     on_progress: Callable[[int], None] | None = None,
 ) -> CompareReport:
-    """Read both sides in full and classify every key (see the module docstring)."""
-    report = CompareReport(pair=pair.name)
-    remaining: dict[tuple[str, str], tuple[Any, ...]] = {}
-    for page in target.iter_rows(page_size):
-        for row in page:
-            remaining[(row[0], row[1])] = row
+    """Read both sides in full and classify every key (see the module docstring); ``notes`` say, per kind,
+    what apply does when that is not the obvious repair (a SaaS product missing in the ERP is left)."""
+    report = CompareReport(pair=pair, entity=entity, source=labels[0], target=labels[1])
+    remaining: dict[str, Entry] = {}
+    for page in target.pages(page_size):
+        for entry in page:
+            if isinstance(entry, Entry):
+                remaining[entry.key] = entry
     report.target_rows = len(remaining)
-    for records in source.iter_all(page_size):
-        for record in records:
+    notes = notes or {}
+    for page in source.pages(page_size):
+        for entry in page:
             report.source_rows += 1
-            try:
-                wanted = inventory_row(record, pair.locations, pair.tz)
-            except MappingError as exc:
-                # Still in the ERP: its target row (if any) is the DLQ's case, not a delete.
-                location = pair.locations.get(str(record["LOCATION"]))
-                if location is not None:
-                    remaining.pop((str(record["ITEMNO"]), location), None)
+            if isinstance(entry, Unmappable):
+                # Still in the source: its target row (if any) is the DLQ's case, not a delete.
+                if entry.key is not None:
+                    remaining.pop(entry.key, None)
                 report.unmappable += 1
                 if len(report.unmappable_examples) < MAX_REPORTED_UNMAPPABLE:
-                    report.unmappable_examples.append((f"{record['ITEMNO']}|{record['LOCATION']}", str(exc)))
+                    report.unmappable_examples.append((entry.label, entry.reason))
                 continue
-            _classify(report, wanted, remaining.pop((wanted[0], wanted[1]), None), str(record["LOCATION"]))
+            _classify(report, entry, remaining.pop(entry.key, None), notes)
         if on_progress:
-            on_progress(len(records))
-    for (sku, location), row in sorted(remaining.items()):
-        report.discrepancies.append(
-            Discrepancy("missing_in_source", inventory_key(sku, location), sku, None, {}, None, int(row[_VERSION]))
-        )
+            on_progress(len(page))
+    for key, found in sorted(remaining.items()):
+        kind: Kind = "missing_in_source"
+        report.discrepancies.append(Discrepancy(kind, key, {}, None, found.version, note=notes.get(kind)))
     report.finished_at = datetime.now(UTC)
     return report
 
 
-def _classify(report: CompareReport, wanted: tuple[Any, ...], found: tuple[Any, ...] | None, erp_location: str) -> None:
-    sku, location, version = wanted[0], wanted[1], int(wanted[_VERSION])
-    key = inventory_key(sku, location)
+def _classify(report: CompareReport, wanted: Entry, found: Entry | None, notes: Mapping[Kind, str]) -> None:
+    kind: Kind
     if found is None:
-        report.discrepancies.append(Discrepancy("missing_in_target", key, sku, erp_location, {}, version, None))
+        kind = "missing_in_target"
+        report.discrepancies.append(
+            Discrepancy(kind, wanted.key, {}, wanted.version, None, wanted.ref, notes.get(kind))
+        )
         return
+    names = sorted(set(wanted.values) | set(found.values), key=_field_order(wanted.values, found.values))
     differing = {
-        name: (_text(wanted[i]), _text(found[i]))
-        for i, name in enumerate(INVENTORY_FIELDS)
-        if name in COMPARED_FIELDS and wanted[i] != found[i]
+        name: (_text(wanted.values.get(name)), _text(found.values.get(name)))
+        for name in names
+        if wanted.values.get(name) != found.values.get(name)
     }
-    found_version = int(found[_VERSION])
+    ahead = stale = False
+    if wanted.version is not None and found.version is not None:
+        ahead, stale = found.version > wanted.version, found.version < wanted.version
     if differing:
-        kind: Kind = "target_ahead" if found_version > version else "mismatch"
-        report.discrepancies.append(Discrepancy(kind, key, sku, erp_location, differing, version, found_version))
+        kind = "target_ahead" if ahead else "mismatch"
+        report.discrepancies.append(
+            Discrepancy(kind, wanted.key, differing, wanted.version, found.version, wanted.ref, notes.get(kind))
+        )
         return
     report.in_agreement += 1
-    if found_version < version:
-        report.stale_versions += 1
+    report.stale_versions += stale
+
+
+def _field_order(*sides: Mapping[str, Any]) -> Callable[[str], tuple[int, str]]:
+    """Fields in the order the source declares them, then the target's extra ones by name."""
+    order: dict[str, int] = {}
+    for values in sides:
+        for name in values:
+            order.setdefault(name, len(order))
+    return lambda name: (order[name], name)
 
 
 def _text(value: Any) -> str | None:
@@ -197,12 +224,15 @@ def _text(value: Any) -> str | None:
 
 @dataclass
 class ApplyReport:
-    upserted: int = 0
-    deleted: int = 0
-    unchanged: int = 0  # the guard refused (a newer version arrived meanwhile) or the ERP now agrees
-    kept: int = 0  # deletes skipped because the ERP has the row again
-    left: int = 0  # target_ahead: never overwritten
-    rejected: list[tuple[str, str]] = field(default_factory=list)  # (key, reason) unmappable at apply time
+    upserted: int = 0  # one-way: records written through the worker's write path
+    deleted: int = 0  # one-way into the PostgreSQL storefront: rows deleted in the ERP, deleted here too
+    unchanged: int = 0  # not written: a newer version arrived meanwhile, the source now agrees, or the target refused
+    kept: int = 0  # deletes skipped because the source has the record again
+    left: int = 0  # never touched: target ahead, or a SaaS record the source lacks (see the discrepancy's note)
+    resynced: int = 0  # two-way: records the pair's sync settled (its policy chose the values)
+    review: list[str] = field(default_factory=list)  # two-way: conflict ids no rule settles (syncline conflicts)
+    busy: int = 0  # two-way: another worker held the record; the next compare shows whether it settled
+    rejected: list[tuple[str, str]] = field(default_factory=list)  # (key, reason): could not be repaired
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -211,99 +241,60 @@ class ApplyReport:
             "unchanged": self.unchanged,
             "kept": self.kept,
             "left": self.left,
+            "resynced": self.resynced,
+            "review": list(self.review),
+            "busy": self.busy,
             "rejected": [list(r) for r in self.rejected],
         }
 
 
+class Repair(Protocol):
+    def __call__(self, batch: Sequence[Discrepancy], result: ApplyReport) -> None:
+        """Repair one batch of discrepancies through the pair's write path, counting what happened in ``result``."""
+
+
+@dataclass
+class Reconciliation:
+    """One pair, ready to compare and repair: a reader per side and the pair's repair."""
+
+    pair: str
+    entity: str
+    source: Side
+    target: Side
+    repair: Repair
+    labels: tuple[str, str] = ("", "")
+    notes: Mapping[Kind, str] = field(default_factory=dict)
+
+    def compare(self, *, page_size: int = 5000, on_progress: Callable[[int], None] | None = None) -> CompareReport:
+        return compare(
+            source=self.source,
+            target=self.target,
+            pair=self.pair,
+            entity=self.entity,
+            labels=self.labels,
+            notes=self.notes,
+            page_size=page_size,
+            on_progress=on_progress,
+        )
+
+    def apply(
+        self, report: CompareReport, *, batch_size: int = 500, on_progress: Callable[[int], None] | None = None
+    ) -> ApplyReport:
+        return apply(report, self.repair, batch_size=batch_size, on_progress=on_progress)
+
+
 def apply(
     report: CompareReport,
+    repair: Repair,
     *,
-    source: ReconcileSource,
-    target: ReconcileTarget,
-    state: ReconcileState,
-    pair: PairContext,
     batch_size: int = 500,
     on_progress: Callable[[int], None] | None = None,
 ) -> ApplyReport:
-    """Repair the discrepancies of ``report`` in batches (see the module docstring)."""
-    result = ApplyReport(left=sum(1 for d in report.discrepancies if d.kind == "target_ahead"))
-    to_write = [d for d in report.discrepancies if d.kind in ("missing_in_target", "mismatch")]
-    to_delete = [d for d in report.discrepancies if d.kind == "missing_in_source"]
-    for start in range(0, len(to_write), batch_size):
-        batch = to_write[start : start + batch_size]
-        _write_batch(batch, result, source, target, state, pair)
-        if on_progress:
-            on_progress(len(batch))
-    for start in range(0, len(to_delete), batch_size):
-        batch = to_delete[start : start + batch_size]
-        _delete_batch(batch, result, source, target, state, pair)
+    """Repair the discrepancies of ``report`` in batches of ``batch_size``."""
+    result = ApplyReport()
+    for start in range(0, len(report.discrepancies), batch_size):
+        batch = report.discrepancies[start : start + batch_size]
+        repair(batch, result)
         if on_progress:
             on_progress(len(batch))
     return result
-
-
-def _current_levels(
-    items: Iterable[str], source: ReconcileSource, pair: PairContext, result: ApplyReport
-) -> dict[str, InventoryLevel]:
-    """Fresh ERP rows of ``items`` as canonical levels, by target key."""
-    levels = {}
-    for record in source.fetch_items(items):
-        try:
-            level = to_inventory_level(record, pair.locations, pair.tz)
-        except (MappingError, ValueError) as exc:
-            result.rejected.append((f"{record['ITEMNO']}|{record['LOCATION']}", str(exc)))
-            continue
-        levels[level.key] = level
-    return levels
-
-
-def _write_batch(
-    batch: Sequence[Discrepancy],
-    result: ApplyReport,
-    source: ReconcileSource,
-    target: ReconcileTarget,
-    state: ReconcileState,
-    pair: PairContext,
-) -> None:
-    current = _current_levels({d.item for d in batch}, source, pair, result)
-    levels = [current[d.key] for d in batch if d.key in current]
-    accepted = write_levels(levels, target=target, state=state, pair=pair.name)
-    result.upserted += len(accepted)
-    result.unchanged += len(levels) - len(accepted)
-
-
-def _delete_batch(
-    batch: Sequence[Discrepancy],
-    result: ApplyReport,
-    source: ReconcileSource,
-    target: ReconcileTarget,
-    state: ReconcileState,
-    pair: PairContext,
-) -> None:
-    # Re-check: a row that is back in the ERP (or was only unmappable a moment ago) is not deleted.
-    present = _present_keys({d.item for d in batch}, source, pair)
-    gone = [d for d in batch if d.key not in present]
-    result.kept += len(batch) - len(gone)
-    deleted = target.delete_inventory([(d.item, d.key.rpartition("|")[2], d.target_version or 0) for d in gone])
-    if deleted:
-        state.forget_many(pair.name, ENTITY, sorted(deleted))
-    result.deleted += len(deleted)
-    result.unchanged += len(gone) - len(deleted)
-
-
-def _present_keys(items: Iterable[str], source: ReconcileSource, pair: PairContext) -> set[str]:
-    keys = set()
-    for record in source.fetch_items(items):
-        location = pair.locations.get(str(record["LOCATION"]))
-        if location is not None:
-            keys.add(inventory_key(str(record["ITEMNO"]), location))
-    return keys
-
-
-def reconcilable(config: SynclineConfig, pair: Pair) -> bool:
-    """Pairs the full compare covers today: one-way inventory from the ERP into a PostgreSQL storefront."""
-    return (
-        pair.direction == "one_way"
-        and pair.entity == "inventory_level"
-        and isinstance(config.systems[pair.target], PostgresSystem)
-    )

@@ -110,6 +110,7 @@ class RuleSpec(_Spec):
     name: str
     pattern: dict[str, Any]
     queue: str = Field(description="QueueSpec.id of the target")
+    bus: str | None = Field(None, description="the partner event bus it is on (None: Syncline's notice bus)")
 
 
 class ScheduleSpec(_Spec):
@@ -140,6 +141,9 @@ class Topology(_Spec):
     schedules: tuple[ScheduleSpec, ...]
     routes: tuple[RouteSpec, ...] = ()
     escalation_topic: TopicSpec | None = None
+    partner_buses: tuple[str, ...] = Field(
+        (), description="SaaS partner event sources (Salesforce Event Relay) to receive on a bus of their own name"
+    )
 
     def function(self, function_id: str) -> FunctionSpec:
         return next(f for f in self.functions if f.id == function_id)
@@ -153,11 +157,21 @@ class Topology(_Spec):
 
 
 # System kinds the two-way worker can read and write as records (``syncline.systems.SystemFactory``).
-TWO_WAY_KINDS = frozenset({"postgres", "shopify", "hubspot", "oms"})
-# Kinds whose two-way record view serves one entity only: HubSpot contacts and OMS customers, keyed by e-mail.
-TWO_WAY_ENTITIES: dict[str, frozenset[str]] = {"hubspot": frozenset({"contact"}), "oms": frozenset({"contact"})}
+TWO_WAY_KINDS = frozenset({"postgres", "shopify", "hubspot", "oms", "salesforce"})
+# Kinds whose two-way record view serves one entity only: CRM contacts and OMS customers, keyed by e-mail.
+TWO_WAY_ENTITIES: dict[str, frozenset[str]] = {
+    "hubspot": frozenset({"contact"}),
+    "oms": frozenset({"contact"}),
+    "salesforce": frozenset({"contact"}),
+}
 # System kinds the one-way inventory worker can write ERP stock into.
-INVENTORY_TARGET_KINDS = frozenset({"postgres", "shopify", "fracttal"})
+INVENTORY_TARGET_KINDS = frozenset({"postgres", "shopify", "fracttal", "rest"})
+# Salesforce Change Data Capture: the change event (EventBridge detail-type through Event Relay) of each entity.
+SALESFORCE_CHANGE_EVENTS = {
+    "contact": "ContactChangeEvent",
+    "account": "AccountChangeEvent",
+    "deal": "OpportunityChangeEvent",
+}
 # One-way pairs a worker serves: entity -> (source kind, target kind) combinations, and the worker.
 ONE_WAY_KINDS: dict[str, frozenset[tuple[str, str]]] = {
     "inventory_level": frozenset(("sage300", target) for target in INVENTORY_TARGET_KINDS),
@@ -180,6 +194,74 @@ ONE_WAY_WORKERS = {
 def outbox_schedule_id(system: str) -> str:
     """The schedule draining an OMS system's outbox (``LocalStack.drain_outbox`` runs them all)."""
     return f"drain_outbox_{system}"
+
+
+def cdc_relay_id(system: str) -> str:
+    """The queue and function relaying a Salesforce system's change events (Event Relay) onto the notice bus."""
+    return f"cdc_{system}"
+
+
+def _salesforce_sources(config: SynclineConfig) -> dict[str, set[str]]:
+    """Salesforce systems whose changes some pair reads (either side of a two-way pair, the source of a one-way
+    one) -> the entities read."""
+    read: dict[str, set[str]] = {}
+    for pair in config.pairs:
+        for name in (pair.source, pair.target) if pair.direction == "two_way" else (pair.source,):
+            if config.systems[name].kind == "salesforce":
+                read.setdefault(name, set()).add(pair.entity)
+    return read
+
+
+def _add_salesforce_relays(
+    config: SynclineConfig, functions: list[FunctionSpec], queues: list[QueueSpec], rules: list[RuleSpec]
+) -> tuple[str, ...]:
+    """Per Salesforce source: a rule on its Event Relay's partner bus -> a queue -> the relay function, which
+    turns each CDC event into ChangeNotices on the notice bus (Syncline's own writes dropped by changeOrigin).
+    The partner buses to create."""
+    buses = []
+    for name, entities in sorted(_salesforce_sources(config).items()):
+        system = config.systems[name]
+        event_source = getattr(system, "event_source", None)
+        if not event_source:
+            raise ConfigError(
+                f"system {name!r}: a pair reads its changes, so it needs event_source (the partner event source "
+                "your Salesforce Event Relay created: aws.partner/salesforce.com/<org id>/<channel id>)"
+            )
+        ident = cdc_relay_id(name)
+        queue = QueueSpec(
+            id=ident,
+            name=f"{config.app}-cdc-{name}",
+            consumer=ident,
+            pairs=tuple(p.name for p in config.pairs if name in (p.source, p.target)),
+        )
+        functions.append(
+            FunctionSpec(
+                id=ident,
+                handler="handlers.salesforce_cdc.handler",
+                timeout_seconds=30,
+                description=f"Salesforce {name} Change Data Capture (Event Relay) -> ChangeNotices; echoes dropped",
+                environment={"SYNCLINE_SOURCE": name},
+                publishes_notices=True,
+                dead_letters_to=queue.id,
+            )
+        )
+        queues.append(queue)
+        rules.append(
+            RuleSpec(
+                id=ident,
+                name=f"{config.app}-cdc-{name}",
+                pattern={
+                    "source": [event_source],
+                    "detail-type": sorted(
+                        SALESFORCE_CHANGE_EVENTS[e] for e in entities if e in SALESFORCE_CHANGE_EVENTS
+                    ),
+                },
+                queue=queue.id,
+                bus=event_source,
+            )
+        )
+        buses.append(event_source)
+    return tuple(dict.fromkeys(buses))
 
 
 def _check_deployable(config: SynclineConfig) -> None:
@@ -400,6 +482,7 @@ def build_topology(config: SynclineConfig) -> Topology:
             ScheduleSpec(id=outbox_schedule_id(oms), rate_seconds=OUTBOX_DRAIN_RATE_SECONDS, function=drainer.id)
         )
     _add_notifications(config, functions, queues, rules)
+    partner_buses = _add_salesforce_relays(config, functions, queues, rules)
     routes = []
     if config.webhooks:
         webhook = FunctionSpec(
@@ -462,4 +545,5 @@ def build_topology(config: SynclineConfig) -> Topology:
         ),
         routes=tuple(routes),
         escalation_topic=escalation_topic,
+        partner_buses=partner_buses,
     )

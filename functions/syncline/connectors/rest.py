@@ -14,7 +14,7 @@ credential is never sent to a host the configuration did not name.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final, Literal
 from urllib.parse import quote, urljoin, urlsplit
@@ -23,6 +23,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from syncline.connectors.http import ApiError, HttpApi, RetryPolicy
+from syncline.models import InventoryLevel
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 Transform = Literal["str", "int", "decimal", "bool", "upper", "lower"]
@@ -353,3 +354,54 @@ class RestConnector:
         response = self.http.request(endpoint.method, path, params=dict(endpoint.query), json=payload)
         raw = get_path(response.json() if response.content else None, endpoint.record_path)
         return config.to_canonical(raw) if isinstance(raw, Mapping) else None
+
+
+# --- a one-way inventory target ------------------------------------------------------------------------
+
+INVENTORY_ENTITY: Final = "inventory_level"
+
+
+class RestInventoryTarget:
+    """``InventoryTarget`` over a declared REST system's ``inventory_level`` entity (a POS, a WMS).
+
+    Each level is sent as its canonical fields (``sku``, ``location``, ``on_hand``, ``available``, ...,
+    ``source_version``, and ``key``: ``SKU|LOCATION``) through the entity's field mapping to its ``upsert``
+    endpoint, one request per level. What it can guarantee is what a generic API allows:
+    - idempotent: a ``PUT`` to a path holding ``{key}`` replaces the same record however often it is sent;
+    - guarded against older data only as far as the API shows versions: with a ``get`` endpoint mapping
+      ``source_version``, a level the system already holds at a newer version is not sent (a read, then a write:
+      not atomic; a concurrent writer between the two can still be overwritten, which the next change repairs);
+      without one, Syncline's state cache is the only guard (it skips versions older than the last it wrote);
+    - a request the API refuses (a 4xx other than 408/429) is not retried: the level is reported in ``refused``
+      with the reason, and the worker parks it in the DLQ; 429 and 5xx are retried, then fail the batch.
+    """
+
+    def __init__(self, connector: RestConnector, entity: str = INVENTORY_ENTITY) -> None:
+        self.connector, self.entity = connector, entity
+        self.refused: dict[str, str] = {}
+        config = connector.entity(entity)
+        if config.upsert is None:
+            raise ValueError(f"{connector.config.system}: entity {entity!r} declares no upsert endpoint")
+        self._guarded = config.get is not None and "source_version" in config.fields
+
+    def upsert_inventory(self, levels: Sequence[InventoryLevel]) -> set[str]:
+        self.refused = {}
+        written: set[str] = set()
+        for level in levels:
+            record = {**level.model_dump(mode="json"), "key": level.key}
+            try:
+                if self._guarded and self._holds_newer(level):
+                    continue
+                self.connector.upsert(self.entity, record)
+            except ApiError as exc:
+                if exc.retryable:
+                    raise
+                self.refused[level.key] = f"{self.connector.config.system} refused {level.key}: {exc}"[:500]
+                continue
+            written.add(level.key)
+        return written
+
+    def _holds_newer(self, level: InventoryLevel) -> bool:
+        current = self.connector.get(self.entity, level.key)
+        version = (current or {}).get("source_version")
+        return version is not None and int(version) > level.source_version

@@ -14,6 +14,7 @@ import pytest
 
 from syncline.local.provision import local_bus_name
 from syncline.local.stack import LocalStack
+from tests.conftest import load_event
 from tests.e2e.helpers import stack_with
 
 EVENT_SOURCE = "aws.partner/salesforce.com/00DSB0000000001EAA/0YLSB0000000001AAA"
@@ -165,3 +166,14 @@ def test_a_relayed_event_that_is_no_change_event_is_parked_with_its_reason(stack
     stack.settle()
     letters = stack.dead_letters(RELAY_QUEUE)
     assert len(letters) == 1 and "ChangeEventHeader" in letters[0]["body"]["reason"]
+
+
+def test_the_sample_relay_event_publishes_the_users_change_and_drops_the_echo(stack: LocalStack) -> None:
+    invocation = stack.functions[RELAY_QUEUE].invoke(load_event("salesforce_cdc_relay.json"))
+    assert invocation.error is None and invocation.response == {"batchItemFailures": []}
+    stack.settle()
+    # The user's change became a notice; the worker finds no such contact in the org and parks it with the reason.
+    # The echo (client=syncline) published nothing, so it left no letter.
+    letters = stack.dead_letters(PAIR_QUEUE)
+    assert [letter["body"]["notice"]["key"] for letter in letters] == ["003SB0000000000042"]
+    assert "gone or has no e-mail" in letters[0]["body"]["reason"]

@@ -177,3 +177,27 @@ def test_the_sample_relay_event_publishes_the_users_change_and_drops_the_echo(st
     letters = stack.dead_letters(PAIR_QUEUE)
     assert [letter["body"]["notice"]["key"] for letter in letters] == ["003SB0000000000042"]
     assert "gone or has no e-mail" in letters[0]["body"]["reason"]
+
+
+def test_a_field_salesforce_owns_keeps_its_value_though_the_oms_wrote_later(
+    services: tuple[Any, Any], tmp_path: Path
+) -> None:
+    owned = (
+        CRM + '\n[[pairs.field_groups]]\nfields = ["phone"]\npolicy = { rule = "source_authority", owner = "sfdc" }\n'
+    )
+    with stack_with(services, tmp_path, owned) as stack:
+        sfdc = stack.sandboxes["sfdc"]
+        contact = sfdc.create("Contact", {"Email": "kay@example.com", "LastName": "Johnson", "Phone": "+1 555 0100"})
+        stack.settle()
+        # Both change the phone before either change syncs; the OMS's is the later one, but Salesforce owns phone.
+        sfdc.edit("Contact", contact, {"Phone": "+1 555 0199"})
+        stack.oms().execute(
+            "UPDATE customers SET phone = '+1 555 0000', first_name = 'Katherine', updated_at = clock_timestamp() "
+            "WHERE email = 'kay@example.com'"
+        )
+        stack.settle()
+        assert _customer(stack, "kay@example.com")["phone"] == "+1 555 0199"  # type: ignore[index]
+        record = sfdc.record("Contact", contact)
+        assert (record["Phone"], record["FirstName"]) == ("+1 555 0199", "Katherine")  # the rest: last writer wins
+        assert stack.settle() == 0
+        assert stack.dead_letters(PAIR_QUEUE) == []

@@ -228,12 +228,8 @@ def _add_salesforce_relays(
                 "your Salesforce Event Relay created: aws.partner/salesforce.com/<org id>/<channel id>)"
             )
         ident = cdc_relay_id(name)
-        queue = QueueSpec(
-            id=ident,
-            name=f"{config.app}-cdc-{name}",
-            consumer=ident,
-            pairs=tuple(p.name for p in config.pairs if name in (p.source, p.target)),
-        )
+        # No pairs listed: a pair's status names its worker's queue, and the relay's alarms keep the defaults.
+        queue = QueueSpec(id=ident, name=f"{config.app}-cdc-{name}", consumer=ident)
         functions.append(
             FunctionSpec(
                 id=ident,

@@ -201,3 +201,15 @@ def test_a_field_salesforce_owns_keeps_its_value_though_the_oms_wrote_later(
         assert (record["Phone"], record["FirstName"]) == ("+1 555 0199", "Katherine")  # the rest: last writer wins
         assert stack.settle() == 0
         assert stack.dead_letters(PAIR_QUEUE) == []
+
+
+def test_the_monitor_reports_the_pair_on_its_workers_queue_and_watches_the_relays(stack: LocalStack) -> None:
+    sfdc = stack.sandboxes["sfdc"]
+    sfdc.create("Contact", {"Email": "mae@example.com", "FirstName": "Mae", "LastName": "Jemison"})
+    stack.settle()
+    invocation = stack.functions["monitor"].invoke(load_event("monitor_scheduled.json"))
+    assert invocation.error is None
+    report = invocation.response
+    pair = next(p for p in report["pairs"] if p["pair"] == "sf-customers")
+    assert pair["queue"] == PAIR_QUEUE
+    assert {q["queue"] for q in report["queues"]} >= {PAIR_QUEUE, RELAY_QUEUE}

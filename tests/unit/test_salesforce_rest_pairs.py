@@ -47,6 +47,8 @@ def test_the_documented_salesforce_pair_deploys_its_relay_and_worker(tmp_path: P
     assert relay.pattern == {"source": [EVENT_SOURCE], "detail-type": ["ContactChangeEvent"]}
     assert topology.function("cdc_sfdc").handler == "handlers.salesforce_cdc.handler"
     assert topology.function("cdc_sfdc").secrets == ()  # it relays; it reads nothing from Salesforce
+    # `syncline status` reports the pair on its worker's queue, not on the relay's.
+    assert [q.id for q in topology.queues if "sf-customers" in q.pairs] == ["twoway_sf_customers"]
     pair_rule = next(rule for rule in topology.rules if rule.id == "between_sf_customers")
     assert pair_rule.bus is None and pair_rule.pattern["source"] == ["syncline.oms", "syncline.sfdc"]
 

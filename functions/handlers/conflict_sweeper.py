@@ -8,6 +8,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from handlers import initialised
 from handlers.dependencies import dependencies
 from handlers.observability import logger, metrics
 from handlers.tracing import tracer
@@ -38,3 +39,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     summary = {k: v for k, v in vars(report).items() if k != "errors"} | {"errors": len(report.errors)}
     logger.info("conflict sweep", extra=summary)
     return summary
+
+
+initialised()

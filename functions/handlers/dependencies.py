@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from functools import cache
+from functools import cache, cached_property
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -21,14 +21,15 @@ from syncline.adapters import aws
 from syncline.adapters.deliveries import DynamoDeliveryStore
 from syncline.adapters.dynamodb import DynamoCheckpointStore, DynamoStateStore
 from syncline.adapters.eventbridge import EventBridgePublisher
-from syncline.config import SynclineConfig, WebhookSource, cached_config
 from syncline.settings import Settings
 from syncline.webhooks.ingress import Ingress, echo_filters, parse_webhook_secret
+from syncline.webhooks.sources import IngressConfig, WebhookSource, cached_ingress_config
 
 if TYPE_CHECKING:
     from syncline.adapters.sqs import SqsDeadLetterSink
     from syncline.adapters.storefront_pg import PostgresStorefront
     from syncline.business_alerts import StockAlerts
+    from syncline.config import SynclineConfig
     from syncline.db import DbSettings
     from syncline.erp.sage300 import Sage300Reader
     from syncline.poller import PollLimits
@@ -64,10 +65,21 @@ class CachedConnection:
 class Dependencies:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.config: SynclineConfig = cached_config(settings.config_path)
         self._connections: dict[str, CachedConnection] = {}
         self._ingress: Ingress | None = None
         self._systems: SystemFactory | None = None
+
+    @cached_property
+    def config(self) -> SynclineConfig:
+        """The whole configuration, validated on first use (every function but the webhook ingress)."""
+        from syncline.config import cached_config  # noqa: PLC0415 - see ingress_config
+
+        return cached_config(self.settings.config_path)
+
+    @cached_property
+    def ingress_config(self) -> IngressConfig:
+        """The webhook ingress's part of the configuration: it never imports the rest (cold start)."""
+        return cached_ingress_config(self.settings.config_path)
 
     def db_settings(self, system: str) -> DbSettings:
         from syncline.db import DbSettings  # noqa: PLC0415 - see the module docstring
@@ -107,7 +119,7 @@ class Dependencies:
     def publisher(self) -> EventBridgePublisher:
         if not self.settings.bus_name:
             raise RuntimeError("SYNCLINE_BUS is not set for this function")
-        return EventBridgePublisher(aws.events(), self.settings.bus_name, self.config.poller.notices_per_event)
+        return EventBridgePublisher(aws.events(), self.settings.bus_name, self.ingress_config.poller.notices_per_event)
 
     def webhook_secrets(self, source: WebhookSource) -> list[str]:
         """The source's active signing secrets: several while a rotation is under way (see docs/WEBHOOKS.md)."""
@@ -117,11 +129,11 @@ class Dependencies:
     def webhook_ingress(self) -> Ingress:
         if self._ingress is None:
             self._ingress = Ingress(
-                sources=self.config.webhooks,
+                sources=self.ingress_config.webhooks,
                 secrets=self.webhook_secrets,
                 deliveries=DynamoDeliveryStore(aws.dynamodb(), self.settings.table_name),
                 publisher=self.publisher(),
-                echoes=echo_filters(self.config),
+                echoes=echo_filters(self.ingress_config),
             )
         return self._ingress
 

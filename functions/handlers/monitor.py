@@ -16,6 +16,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from handlers import initialised
 from handlers.dependencies import dependencies
 from handlers.observability import logger, metrics
 from handlers.tracing import tracer
@@ -83,3 +84,6 @@ def _single(name: str, value: float, dimension: str, dimension_value: str) -> No
         default_dimensions={"service": "syncline"},
     ) as metric:
         metric.add_dimension(name=dimension, value=dimension_value)
+
+
+initialised()

@@ -21,6 +21,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
+from handlers import initialised
 from handlers.dependencies import SECRET_MAX_AGE_SECONDS, dependencies
 from handlers.observability import logger, metrics
 from handlers.tracing import tracer
@@ -109,3 +110,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 def reset_notifier() -> None:
     """Forget the cached notifier (tests and the local stack, with a new configuration)."""
     _notifier_for.cache_clear()
+
+
+initialised()

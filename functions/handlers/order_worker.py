@@ -3,6 +3,7 @@ source -> the target's guarded upsert (the OMS); see ``handlers.record_worker``.
 
 from __future__ import annotations
 
+from handlers import initialised
 from handlers.record_worker import record_handler
 from syncline.orders import ENTITY, order_sync
 
@@ -15,3 +16,6 @@ handler = record_handler(
         deps.dead_letters(),
     ),
 )
+
+
+initialised()

@@ -10,6 +10,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from handlers import initialised
 from handlers.dependencies import dependencies
 from handlers.observability import logger, metrics
 from handlers.tracing import tracer
@@ -46,3 +47,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(name="OutboxRowsRejected", unit=MetricUnit.Count, value=result.rejected)
     logger.info("outbox drained", extra={"system": source, "result": asdict(result)})
     return asdict(result)
+
+
+initialised()

@@ -8,6 +8,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from handlers import initialised
 from handlers.dependencies import dependencies
 from handlers.observability import logger, metrics
 from handlers.tracing import tracer
@@ -40,3 +41,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         metrics.add_metric(name="NoticesPublished", unit=MetricUnit.Count, value=report.emitted)
         logger.info("poll finished", extra={"report": vars(report)})
     return {"streams": [vars(report) for report in reports]}
+
+
+initialised()

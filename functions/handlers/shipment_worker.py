@@ -3,6 +3,7 @@ fulfilment of its order (once, with tracking); see ``handlers.record_worker``.""
 
 from __future__ import annotations
 
+from handlers import initialised
 from handlers.record_worker import record_handler
 from syncline.shipments import ENTITY, shipment_sync
 
@@ -15,3 +16,6 @@ handler = record_handler(
         deps.dead_letters(),
     ),
 )
+
+
+initialised()

@@ -9,6 +9,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from handlers import initialised
 from handlers.dependencies import dependencies
 from handlers.observability import logger, metrics
 from handlers.tracing import tracer
@@ -87,3 +88,6 @@ def _latency_sample(result: BatchResult, limit: int = 100) -> list[float]:
     if len(latencies) <= limit:
         return latencies
     return [latencies[round(i * (len(latencies) - 1) / (limit - 1))] for i in range(limit)]
+
+
+initialised()

@@ -11,6 +11,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from handlers import initialised
 from handlers.dependencies import dependencies
 from handlers.observability import logger, metrics
 from handlers.tracing import tracer
@@ -45,3 +46,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if failures:
         raise RefreshFailed("; ".join(failures))
     return {"systems": refreshed}
+
+
+initialised()

@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from handlers import initialised
 from handlers.dependencies import dependencies
 from handlers.observability import logger, metrics
 from handlers.tracing import tracer
@@ -89,3 +90,6 @@ def _report(pair: str, result: TwoWayBatchResult) -> None:
             "dead_lettered": len(result.dead_letters),
         },
     )
+
+
+initialised()

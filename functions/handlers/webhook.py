@@ -26,6 +26,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from handlers import initialised
 from handlers.dependencies import dependencies
 from handlers.observability import logger, metrics
 from syncline.webhooks.ingress import IngressError, MalformedRequest, Outcome, WebhookRequest
@@ -150,7 +151,7 @@ def _raw_body(event: dict[str, Any]) -> bytes:
 
 
 def _public_url(source: str) -> str | None:
-    configured = dependencies().config.webhooks.get(source)
+    configured = dependencies().ingress_config.webhooks.get(source)
     return configured.public_url if configured is not None else None
 
 
@@ -221,3 +222,6 @@ def openapi_json() -> str:
 
 if __name__ == "__main__":
     sys.stdout.write(openapi_json())
+
+
+initialised()

@@ -7,22 +7,20 @@ Credentials appear only as references (Secrets Manager names), never as values.
 from __future__ import annotations
 
 import re
-import tomllib
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+# Re-exported: every reader of the configuration imports them from here.
+from syncline.configfile import DEFAULT_PATH as DEFAULT_PATH  # noqa: PLC0414
+from syncline.configfile import ConfigError as ConfigError  # noqa: PLC0414
+from syncline.configfile import read_toml
 from syncline.conflicts import LastWriterWinsSpec, PolicySpec, RecordPolicy, build_rule
 from syncline.monitoring_config import MonitoringConfig
 from syncline.notify import NotificationRule
-
-DEFAULT_PATH = Path(__file__).resolve().parent.parent / "syncline.toml"
-
-
-class ConfigError(ValueError):
-    """The configuration file is missing or invalid; the message names the file and the field."""
+from syncline.webhooks.sources import WebhookSource, check_source_names
 
 
 class _Strict(BaseModel):
@@ -228,50 +226,6 @@ class Pair(_Strict):
         )
 
 
-WebhookScheme = Literal["shopify", "github", "standard-webhooks", "svix", "stripe", "hubspot", "slack", "hmac"]
-WEBHOOK_SOURCE_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
-DEFAULT_WEBHOOK_MAX_BODY = 1024 * 1024
-
-
-class WebhookTopic(_Strict):
-    """What a notice of one webhook topic (event type) means: the entity and where its key sits."""
-
-    entity: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
-    key: list[str] = Field(
-        min_length=1, description="dotted paths into the event payload, joined with '|' into the notice key"
-    )
-    operation: Literal["upsert", "delete"] = "upsert"
-
-
-class HmacOptions(_Strict):
-    """Settings of the generic ``hmac`` scheme (a sender with its own header and encoding)."""
-
-    header: str = "X-Signature"
-    algorithm: Literal["sha1", "sha256", "sha512"] = "sha256"
-    encoding: Literal["hex", "base64"] = "hex"
-    prefix: str = ""
-    delivery_id_header: str | None = Field(None, description="header carrying the sender's delivery id, if any")
-
-
-class WebhookSource(_Strict):
-    """One sender of webhooks, reached at ``POST /webhooks/{source}``."""
-
-    scheme: WebhookScheme
-    secret: str = Field(
-        description="Secrets Manager name or ARN; the value is the signing secret, or "
-        '{"secrets": ["current", "previous"]} while rotating'
-    )
-    system: str | None = Field(None, description="source_system of the notices (default: the source's name)")
-    max_body_bytes: int = Field(DEFAULT_WEBHOOK_MAX_BODY, ge=1, le=6 * 1024 * 1024)
-    tolerance_seconds: int = Field(300, ge=1, le=3600)
-    content_types: list[str] = Field(["application/json"], min_length=1)
-    public_url: str | None = Field(None, description="the URL registered with the sender (HubSpot signs it)")
-    topic_header: str | None = Field(None, description="header naming the event type (default per scheme)")
-    topic_field: str | None = Field(None, description="dotted path to the event type in the payload")
-    hmac: HmacOptions = HmacOptions()
-    topics: dict[str, WebhookTopic] = Field(min_length=1)
-
-
 class NetworkConfig(_Strict):
     """VPC placement of the functions that reach a system on a private network (an on-premises SQL Server).
 
@@ -415,9 +369,7 @@ class SynclineConfig(_Strict):
 
     @model_validator(mode="after")
     def _webhook_sources_are_url_safe(self) -> SynclineConfig:
-        for name in self.webhooks:
-            if not re.fullmatch(WEBHOOK_SOURCE_PATTERN, name):
-                raise ValueError(f"webhook source {name!r}: use lower-case letters, digits and '-' (it is a URL path)")
+        check_source_names(self.webhooks)
         return self
 
     @model_validator(mode="after")
@@ -477,14 +429,7 @@ class SynclineConfig(_Strict):
 
 def load_config(path: Path | str | None = None) -> SynclineConfig:
     """Read and validate the configuration file; errors say which field is wrong and how."""
-    source = Path(path) if path else DEFAULT_PATH
-    try:
-        text = source.read_text(encoding="utf-8")
-        raw = tomllib.loads(text)
-    except FileNotFoundError:
-        raise ConfigError(f"{source}: configuration file not found (set SYNCLINE_CONFIG)") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    source, text, raw = read_toml(path)
     try:
         return SynclineConfig.model_validate(raw)
     except ValidationError as exc:

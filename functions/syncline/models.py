@@ -12,6 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 KEY_SEPARATOR = "|"
 ALL_LOCATIONS = "*"
+# How notices travel on the bus: EventBridge source "syncline.{system}", detail-type "ChangeNotices".
+NOTICE_SOURCE_PREFIX = "syncline."
+NOTICE_DETAIL_TYPE = "ChangeNotices"
 
 
 class ChangeNotice(BaseModel):

@@ -11,9 +11,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from syncline.config import ConfigError, SynclineConfig
+from syncline.models import NOTICE_DETAIL_TYPE, NOTICE_SOURCE_PREFIX
 
-NOTICE_SOURCE_PREFIX = "syncline."
-NOTICE_DETAIL_TYPE = "ChangeNotices"
 MONITOR_RATE_SECONDS = 300  # the health report and its metrics, every five minutes
 RECONCILE_RATE_SECONDS = 6 * 3600  # a full read of every pair: often enough to measure, never a burden on the ERP
 DIGEST_RATE_SECONDS = 24 * 3600  # the daily digest e-mail

@@ -9,7 +9,8 @@ from constructs import Construct
 
 from infra.constructs import pascal
 from infra.constructs.sync_queue import SyncQueue
-from syncline.topology import NOTICE_SOURCE_PREFIX, RuleSpec
+from syncline.models import NOTICE_SOURCE_PREFIX
+from syncline.topology import RuleSpec
 
 # Long enough to replay notices after an outage that outlived the DLQs' 14 days.
 ARCHIVE_RETENTION = Duration.days(30)

@@ -13,8 +13,8 @@ from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
 from infra.constructs import pascal
-from syncline.config import WebhookSource
 from syncline.topology import RouteSpec, webhook_secret_id
+from syncline.webhooks.sources import WebhookSource
 
 STAGE = "prod"
 # Steady rate and burst for the whole stage. SaaS senders retry on 429, so a storm is delayed, not lost;

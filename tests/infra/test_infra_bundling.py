@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,17 +28,25 @@ def sources(tmp_path: Path) -> tuple[Path, Path]:
 
 @pytest.fixture
 def pip_calls(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
-    """Record pip invocations instead of running them (no network in tests)."""
+    """Record pip invocations instead of running them (no network in tests); other commands really run.
+
+    The stand-in for the installed packages is one small module, so the bytecode step has work to do.
+    """
     calls: list[list[str]] = []
+    real_run = subprocess.run
 
     def fake_run(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
+        if command[1:4] != ["-m", "pip", "install"]:
+            return real_run(command, **kwargs)
         assert kwargs.get("check") is True
         calls.append(command)
         target = Path(command[command.index("--target") + 1])
         (target / "pydantic").mkdir()
+        (target / "pydantic" / "__init__.py").write_text("VERSION = '2.14.3'\n")
         return subprocess.CompletedProcess(command, 0)
 
     monkeypatch.setattr(bundling.subprocess, "run", fake_run)
+    monkeypatch.delenv("SYNCLINE_BUNDLE_PYTHON", raising=False)
     return calls
 
 
@@ -63,13 +72,55 @@ def test_a_built_bundle_holds_the_code_and_dependencies_and_is_used(
     sources: tuple[Path, Path], tmp_path: Path, pip_calls: list[list[str]]
 ) -> None:
     functions, requirements = sources
-    out = bundling.build_asset(tmp_path / "build", functions_dir=functions, requirements=requirements)
+    out = bundling.build_asset(
+        tmp_path / "build", functions_dir=functions, requirements=requirements, python=sys.executable
+    )
     assert len(pip_calls) == 1
     assert (out / "handlers" / "poller.py").is_file()
     assert (out / "syncline.toml").is_file()
     assert (out / "pydantic").is_dir()
-    assert not (out / "handlers" / "__pycache__").exists()
+    # The source tree's stale cache is not copied; bytecode is compiled afresh, for the interpreter given.
+    cached = sorted(path.relative_to(out).as_posix() for path in out.rglob("*.pyc"))
+    tag = sys.implementation.cache_tag
+    assert cached == [f"handlers/__pycache__/poller.{tag}.pyc", f"pydantic/__pycache__/__init__.{tag}.pyc"]
     assert bundling.code_asset_dir(out, functions_dir=functions, requirements=requirements) == out
+
+
+def test_bytecode_is_used_without_checking_the_source_and_names_lambdas_paths(
+    sources: tuple[Path, Path], tmp_path: Path, pip_calls: list[list[str]]
+) -> None:
+    functions, requirements = sources
+    out = bundling.build_asset(
+        tmp_path / "build", functions_dir=functions, requirements=requirements, python=sys.executable
+    )
+    pyc = (out / "handlers" / "__pycache__" / f"poller.{sys.implementation.cache_tag}.pyc").read_bytes()
+    # PEP 552 header flags: bit 0 hash-based, bit 1 check_source. The zip of the asset loses timestamps.
+    assert int.from_bytes(pyc[4:8], "little") == 0b01
+    assert bundling.LAMBDA_TASK_ROOT.encode() + b"/handlers/poller.py" in pyc
+
+
+def test_without_the_runtimes_python_the_bundle_is_complete_and_says_it_starts_slower(
+    sources: tuple[Path, Path],
+    tmp_path: Path,
+    pip_calls: list[list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    functions, requirements = sources
+    monkeypatch.setattr(bundling, "lambda_python", lambda: None)
+    out = bundling.build_asset(tmp_path / "build", functions_dir=functions, requirements=requirements)
+    assert not list(out.rglob("*.pyc"))
+    assert "no python3.12" in capsys.readouterr().err
+    assert bundling.code_asset_dir(out, functions_dir=functions, requirements=requirements) == out
+
+
+def test_a_python_of_another_version_is_not_taken_for_the_runtimes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNCLINE_BUNDLE_PYTHON", sys.executable)  # 3.11 here: not the runtime's 3.12
+    monkeypatch.setattr(bundling.shutil, "which", lambda name: None)
+    if sys.version_info[:2] != (3, 12):
+        assert bundling.lambda_python() is None
+    else:
+        assert bundling.lambda_python() == sys.executable
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import pytest
 from aws_cdk import App
 
 import app as app_module
-import syncline.config
+import syncline.configfile
 from infra.application import create_app, deploy_environment
 from infra.stack import SynclineStack
 from syncline.config import DEFAULT_PATH, DeployConfig
@@ -63,7 +63,7 @@ def test_app_py_synthesises_for_the_resolved_environment(
         DEFAULT_PATH.read_text(encoding="utf-8") + '\n[deploy]\naccount = "111111111111"\nregion = "eu-central-1"\n',
         encoding="utf-8",
     )
-    monkeypatch.setattr(syncline.config, "DEFAULT_PATH", config_path)
+    monkeypatch.setattr(syncline.configfile, "DEFAULT_PATH", config_path)
     for name in ("CDK_DEFAULT_ACCOUNT", "CDK_DEFAULT_REGION"):
         monkeypatch.delenv(name, raising=False)
     for name, value in cli.items():

@@ -10,8 +10,9 @@ from aws_cdk.assertions import Match
 
 from infra.constructs.schedules import Schedules
 from infra.stack import SynclineStack
+from syncline.models import NOTICE_SOURCE_PREFIX
 from syncline.settings import ENV_BUS, ENV_DLQ_URL, ENV_SOURCE, ENV_TABLE, ENV_TARGET
-from syncline.topology import CONFLICT_STATUS_INDEX, NOTICE_SOURCE_PREFIX, RouteSpec, ScheduleSpec
+from syncline.topology import CONFLICT_STATUS_INDEX, RouteSpec, ScheduleSpec
 
 if TYPE_CHECKING:
     from tests.infra.conftest import Synthesized

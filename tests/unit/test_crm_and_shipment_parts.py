@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from syncline.canonical.entities import Shipment
-from syncline.config import ConfigError, SynclineConfig, WebhookSource
+from syncline.config import ConfigError, SynclineConfig
 from syncline.connectors.shopify import plan_fulfillment
 from syncline.contacts import contact_key, contact_values
 from syncline.models import ChangeNotice
@@ -21,6 +21,7 @@ from syncline.outbox import canonical_notice, drain_outbox
 from syncline.topology import build_topology
 from syncline.webhooks import sign
 from syncline.webhooks.ingress import Ingress, WebhookRequest, echo_filters
+from syncline.webhooks.sources import IngressConfig, WebhookSource
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -251,7 +252,13 @@ def test_hubspot_events_of_our_own_app_are_dropped_at_the_ingress() -> None:
             published.extend(notices)
 
     sources: dict[str, WebhookSource] = dict(settings.webhooks)
-    ingress = Ingress(sources, lambda s: ["hook-secret"], Deliveries(), Bus(), echoes=echo_filters(settings))
+    ingress = Ingress(
+        sources,
+        lambda s: ["hook-secret"],
+        Deliveries(),
+        Bus(),
+        echoes=echo_filters(IngressConfig.model_validate(settings.model_dump())),
+    )
     base = {"subscriptionType": "contact.propertyChange", "occurredAt": 1795443326000}
     events = [
         base | {"eventId": 1, "objectId": 501, "changeSource": "INTEGRATION", "sourceId": "42"},  # ours

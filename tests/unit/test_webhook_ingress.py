@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from syncline.config import WebhookSource
 from syncline.models import ChangeNotice
 from syncline.ports import DeliveryClaim
 from syncline.webhooks import HmacScheme, sign
@@ -27,6 +26,7 @@ from syncline.webhooks.ingress import (
     WebhookRequest,
     parse_webhook_secret,
 )
+from syncline.webhooks.sources import WebhookSource
 
 NOW = 1_795_443_326.0
 URL = "https://hooks.example.com/webhooks/src"

@@ -7,8 +7,7 @@ from collections.abc import Sequence
 from itertools import groupby
 from typing import TYPE_CHECKING, Any
 
-from syncline.models import ChangeNotice, NoticeBatch
-from syncline.topology import NOTICE_DETAIL_TYPE, NOTICE_SOURCE_PREFIX
+from syncline.models import NOTICE_DETAIL_TYPE, NOTICE_SOURCE_PREFIX, ChangeNotice, NoticeBatch
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient

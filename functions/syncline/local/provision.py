@@ -8,8 +8,9 @@ from typing import Any
 
 import boto3
 
+from syncline.models import NOTICE_SOURCE_PREFIX
 from syncline.settings import ENV_BUS, ENV_DLQ_URL, ENV_ESCALATION_TOPIC, ENV_TABLE
-from syncline.topology import NOTICE_SOURCE_PREFIX, FunctionSpec, QueueSpec, Topology, notice_archive_name
+from syncline.topology import FunctionSpec, QueueSpec, Topology, notice_archive_name
 
 
 def local_bus_name(bus: str) -> str:

@@ -496,11 +496,13 @@ def _point_process_at(endpoint: str, config_path: Path | str | None) -> None:
 
     from handlers.dependencies import reset_dependencies  # noqa: PLC0415
     from handlers.notifier import reset_notifier  # noqa: PLC0415
+    from syncline.webhooks.sources import cached_ingress_config  # noqa: PLC0415
 
     parameters.clear_caches()  # type: ignore[no-untyped-call]
     parameters.base.DEFAULT_PROVIDERS.clear()  # type: ignore[attr-defined]
     aws.reset_clients()
     cached_config.cache_clear()
+    cached_ingress_config.cache_clear()
     reset_dependencies()
     reset_notifier()
 

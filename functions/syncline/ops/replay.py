@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from syncline.topology import NOTICE_SOURCE_PREFIX, RuleSpec
+from syncline.models import NOTICE_SOURCE_PREFIX
+from syncline.topology import RuleSpec
 
 FINAL_STATES = frozenset({"COMPLETED", "CANCELLED", "FAILED"})
 ARCHIVE_RETENTION = timedelta(days=30)

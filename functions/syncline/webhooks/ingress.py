@@ -22,10 +22,10 @@ from urllib.parse import parse_qs
 
 from pydantic import ValidationError
 
-from syncline.config import HubSpotSystem, SynclineConfig, WebhookSource
 from syncline.models import KEY_SEPARATOR, ChangeNotice
 from syncline.ports import DeliveryClaim, DeliveryStore, NoticePublisher
 from syncline.webhooks.signatures import HmacScheme, MalformedSignatureHeader, Scheme, SignatureError, verify
+from syncline.webhooks.sources import IngressConfig, WebhookSource
 
 # Where each scheme's sender names the event type, unless the source configures otherwise.
 _TOPIC_HEADERS: Final = {"shopify": "X-Shopify-Topic", "github": "X-GitHub-Event"}
@@ -287,14 +287,14 @@ class Ingress:
             self.deliveries.complete(source, delivery_id, token, now=now)
 
 
-def echo_filters(config: SynclineConfig) -> dict[str, Callable[[Any], bool]]:
+def echo_filters(config: IngressConfig) -> dict[str, Callable[[Any], bool]]:
     """Per webhook source, how to recognise the echo of Syncline's own write: for a HubSpot source whose system
     is a HubSpot portal, an event whose ``changeSource``/``sourceId`` name the system's app
     (``connectors.hubspot.WebhookTranslator.is_echo``)."""
     filters: dict[str, Callable[[Any], bool]] = {}
     for name, source in config.webhooks.items():
         system = config.systems.get(source.system or name)
-        if source.scheme == "hubspot" and isinstance(system, HubSpotSystem):
+        if source.scheme == "hubspot" and system is not None and system.kind == "hubspot" and system.app_id:
             from syncline.connectors.hubspot import WebhookTranslator  # noqa: PLC0415 - httpx only where used
 
             filters[name] = _echo_of(WebhookTranslator(app_id=system.app_id).is_echo)

@@ -9,6 +9,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from handlers import initialised
 from handlers.dependencies import dependencies
 from handlers.observability import logger, metrics
 from handlers.tracing import tracer
@@ -41,3 +42,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     summary = {k: v for k, v in asdict(result).items() if k not in {"notices", "unparsable"}}
     logger.info("change events relayed", extra={"system": source, "notices": len(result.notices), **summary})
     return {"batchItemFailures": []}
+
+
+initialised()

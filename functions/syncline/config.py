@@ -113,6 +113,9 @@ class RestSystem(_SystemBase):
     entities: dict[str, dict[str, Any]] = Field(
         min_length=1, description="RestEntityConfig per canonical entity: key_field, fields, get/upsert endpoints"
     )
+    poll_seconds: int = Field(
+        300, ge=60, description="two-way pairs: how often its records are listed for changes (it sends no notices)"
+    )
 
     @model_validator(mode="after")
     def _declared_api_is_valid(self) -> RestSystem:

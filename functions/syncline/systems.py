@@ -263,6 +263,15 @@ class SystemFactory:
             )
         if isinstance(system, HubSpotSystem | OmsSystem | SalesforceSystem):
             return self.contact_view(name)
+        if isinstance(system, RestSystem):
+            from syncline.connectors.rest import RestRecords  # noqa: PLC0415
+
+            entities = {
+                p.entity for p in self.config.pairs if p.direction == "two_way" and name in (p.source, p.target)
+            }
+            if len(entities) != 1:
+                raise LookupError(f"system {name!r}: two-way pairs carry {sorted(entities)}; a rest system serves one")
+            return RestRecords(self.rest(name), entities.pop(), name=name)
         raise LookupError(f"system {name!r} ({system.kind}) cannot take part in two-way sync")
 
     def contact_view(self, name: str) -> HubSpotContactsByEmail | OmsCustomersByEmail | SalesforceContactsByEmail:

@@ -156,7 +156,7 @@ class Topology(_Spec):
 
 
 # System kinds the two-way worker can read and write as records (``syncline.systems.SystemFactory``).
-TWO_WAY_KINDS = frozenset({"postgres", "shopify", "hubspot", "oms", "salesforce"})
+TWO_WAY_KINDS = frozenset({"postgres", "shopify", "hubspot", "oms", "salesforce", "rest"})
 # Kinds whose two-way record view serves one entity only: CRM contacts and OMS customers, keyed by e-mail.
 TWO_WAY_ENTITIES: dict[str, frozenset[str]] = {
     "hubspot": frozenset({"contact"}),
@@ -259,7 +259,78 @@ def _add_salesforce_relays(
     return tuple(dict.fromkeys(buses))
 
 
+def rest_poll_schedule_id(system: str) -> str:
+    """The schedule listing a REST system's records for changes (``handlers.rest_poller``)."""
+    return f"poll_rest_{system}"
+
+
+def _rest_sources(config: SynclineConfig) -> dict[str, set[str]]:
+    """REST systems on either side of a two-way pair -> the entities those pairs carry."""
+    read: dict[str, set[str]] = {}
+    for pair in config.pairs:
+        if pair.direction == "two_way":
+            for name in (pair.source, pair.target):
+                if config.systems[name].kind == "rest":
+                    read.setdefault(name, set()).add(pair.entity)
+    return read
+
+
+def _check_rest_records(config: SynclineConfig) -> None:
+    """A REST system in a two-way pair is polled and written as records: one entity, declared with list, get and
+    upsert endpoints, and an ``updated_at`` mapping (the time its copy speaks with in a conflict)."""
+    for name, entities in _rest_sources(config).items():
+        if len(entities) > 1:
+            raise ConfigError(
+                f"system {name!r}: two-way pairs of one rest system carry one entity, not {sorted(entities)}"
+            )
+        (entity,) = entities
+        declared = getattr(config.systems[name], "entities", {}).get(entity)
+        if declared is None:
+            raise ConfigError(f"system {name!r}: a two-way pair carries {entity}, which it does not declare")
+        missing = [part for part in ("list", "get", "upsert") if not declared.get(part)]
+        if "updated_at" not in (declared.get("fields") or {}):
+            missing.append("fields.updated_at")
+        if missing:
+            raise ConfigError(
+                f"system {name!r}: two-way {entity} needs {', '.join(missing)} (it is polled, read and written as "
+                "records; updated_at is the time its copy speaks with in a conflict)"
+            )
+
+
+def _add_rest_pollers(config: SynclineConfig, functions: list[FunctionSpec], schedules: list[ScheduleSpec]) -> None:
+    """A scheduled poller per REST system in a two-way pair: its records listed, the changed ones as notices."""
+    for name in sorted(_rest_sources(config)):
+        poller = FunctionSpec(
+            id=f"rest_poller_{name}",
+            handler="handlers.rest_poller.handler",
+            timeout_seconds=120,
+            reserved_concurrency=1,
+            description=f"Lists {name}'s records; the ones whose content changed -> ChangeNotices",
+            environment={"SYNCLINE_SOURCE": name},
+            table_access="readwrite",
+            publishes_notices=True,
+            secrets=(name,),
+        )
+        functions.append(poller)
+        rate = getattr(config.systems[name], "poll_seconds", 300)
+        schedules.append(ScheduleSpec(id=rest_poll_schedule_id(name), rate_seconds=rate, function=poller.id))
+
+
+def _add_saas_change_sources(
+    config: SynclineConfig,
+    functions: list[FunctionSpec],
+    queues: list[QueueSpec],
+    rules: list[RuleSpec],
+    schedules: list[ScheduleSpec],
+) -> tuple[str, ...]:
+    """How SaaS systems that pairs read tell of their changes: Salesforce's Event Relay, a REST system's poller.
+    The partner buses to create."""
+    _add_rest_pollers(config, functions, schedules)
+    return _add_salesforce_relays(config, functions, queues, rules)
+
+
 def _check_deployable(config: SynclineConfig) -> None:
+    _check_rest_records(config)
     for pair in config.pairs:
         kinds = (config.systems[pair.source].kind, config.systems[pair.target].kind)
         if pair.direction == "two_way":
@@ -477,7 +548,7 @@ def build_topology(config: SynclineConfig) -> Topology:
             ScheduleSpec(id=outbox_schedule_id(oms), rate_seconds=OUTBOX_DRAIN_RATE_SECONDS, function=drainer.id)
         )
     _add_notifications(config, functions, queues, rules)
-    partner_buses = _add_salesforce_relays(config, functions, queues, rules)
+    partner_buses = _add_saas_change_sources(config, functions, queues, rules, schedules)
     routes = []
     if config.webhooks:
         webhook = FunctionSpec(

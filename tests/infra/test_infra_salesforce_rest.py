@@ -40,6 +40,30 @@ key_field = "key"
 upsert = {{ path = "/api/stock/{{key}}", method = "PUT" }}
 fields = {{ key = "id", available = {{ source = "qty", transform = "decimal" }} }}
 
+[systems.pim]
+kind = "rest"
+secret = "syncline/pim"
+base_url = "https://pim.example.com"
+poll_seconds = 120
+[systems.pim.entities.product]
+key_field = "sku"
+list = {{ path = "/api/products" }}
+get = {{ path = "/api/products/{{key}}" }}
+upsert = {{ path = "/api/products/{{key}}", method = "PUT" }}
+fields = {{ sku = "code", title = "name", updated_at = "updated_at" }}
+
+[systems.catalog]
+kind = "postgres"
+secret = "syncline/catalog"
+table = "catalog_records"
+
+[[pairs]]
+name = "pim-catalog"
+source = "pim"
+target = "catalog"
+entity = "product"
+direction = "two_way"
+
 [[pairs]]
 name = "sf-customers"
 source = "sfdc"
@@ -109,6 +133,22 @@ def test_the_pairs_workers_read_their_systems_secrets(synthesized: Any) -> None:
     assert resources[pos]["Properties"]["Handler"] == "handlers.sync_worker.handler"
     secrets = allowed(statements(resources, pos), "secretsmanager:GetSecretValue")
     assert sorted(secret_name(resource) for _, resource in secrets) == ["syncline/pos", "syncline/sage300"]
+
+
+def test_a_two_way_rest_system_is_polled_on_its_schedule_reading_only_its_secret(synthesized: Any) -> None:
+    stack, resources, _ = synthesized
+    poller = _logical_id(stack, "rest_poller_pim")
+    assert resources[poller]["Properties"]["Handler"] == "handlers.rest_poller.handler"
+    found = statements(resources, poller)
+    secrets = allowed(found, "secretsmanager:GetSecretValue")
+    assert [secret_name(resource) for _, resource in secrets] == ["syncline/pim"]
+    assert [action for action, _ in allowed(found, "events:")] == ["events:PutEvents"]
+    rules = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Events::Rule"]
+    assert any(
+        r.get("ScheduleExpression") == "rate(2 minutes)"
+        and any(t["Arn"] == {"Fn::GetAtt": [poller, "Arn"]} for t in r["Targets"])
+        for r in rules
+    )
 
 
 def test_cfn_lint_reports_nothing(synthesized: Any) -> None:

@@ -15,9 +15,11 @@ import pytest
 
 from syncline.config import DEFAULT_PATH, ConfigError, SynclineConfig, load_config
 from syncline.models import ChangeNotice, DeadLetter, UnparsableMessage
+from syncline.rest_poll import poll_records
 from syncline.salesforce_cdc import event_relay_entry, relay_change_events
 from syncline.topology import build_topology
 from syncline.twoway import Copy, FieldSubset, StaleWrite, shared_fields
+from tests.fakes import ListPublisher, MemoryState
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "connectors"
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
@@ -175,3 +177,75 @@ def test_a_pair_is_narrowed_to_the_common_fields_and_a_write_keeps_the_others() 
 def test_systems_that_declare_no_fields_are_left_as_they_are() -> None:
     a, b = Records("a"), Records("b")
     assert shared_fields([a, b]) == [a, b]
+
+
+# --- a REST system polled as a two-way source ----------------------------------------------------------
+
+PIM = """
+[systems.pim]
+kind = "rest"
+secret = "syncline/pim"
+base_url = "https://pim.example.com"
+poll_seconds = 120
+[systems.pim.entities.product]
+key_field = "sku"
+list = { path = "/api/products" }
+get = { path = "/api/products/{key}" }
+upsert = { path = "/api/products/{key}", method = "PUT" }
+fields = { sku = "code", title = "name", updated_at = "updated_at" }
+
+[systems.catalog]
+kind = "postgres"
+secret = "syncline/catalog"
+table = "catalog_records"
+
+[[pairs]]
+name = "pim-catalog"
+source = "pim"
+target = "catalog"
+entity = "product"
+direction = "two_way"
+"""
+
+
+def test_a_two_way_rest_system_gets_a_poller_on_its_schedule(tmp_path: Path) -> None:
+    topology = build_topology(_config(tmp_path, PIM))
+    poller = topology.function("rest_poller_pim")
+    assert (poller.handler, poller.secrets, poller.publishes_notices) == (
+        "handlers.rest_poller.handler",
+        ("pim",),
+        True,
+    )
+    assert any(s.function == poller.id and s.rate_seconds == 120 for s in topology.schedules)
+
+
+@pytest.mark.parametrize(
+    ("change", "missing"),
+    [
+        ('list = { path = "/api/products" }\n', "list"),
+        (', updated_at = "updated_at"', "fields.updated_at"),
+    ],
+)
+def test_a_two_way_rest_entity_must_be_listable_and_timed(tmp_path: Path, change: str, missing: str) -> None:
+    with pytest.raises(ConfigError, match=rf"two-way product needs {re.escape(missing)}"):
+        build_topology(_config(tmp_path, PIM.replace(change, "")))
+
+
+def test_the_poller_notices_new_and_changed_records_once() -> None:
+    state, publisher = MemoryState(), ListPublisher()
+
+    def poll(records: list[dict[str, Any]]) -> list[str]:
+        publisher.published.clear()
+        options: dict[str, Any] = {"system": "pim", "entity": "product", "key_field": "sku", "chunk": 2}
+        poll_records(records, state=state, publisher=publisher, clock=lambda: NOW, **options)
+        return [notice.key for notice in publisher.published]
+
+    first = [{"sku": "A", "title": "a"}, {"sku": "B", "title": "b"}, {"sku": "C", "title": "c"}, {"title": "no key"}]
+    assert poll(first) == ["A", "B", "C"]
+    assert poll(first) == []
+    assert poll([{"sku": "A", "title": "a"}, {"sku": "B", "title": "B!"}]) == ["B"]
+
+
+def test_the_documented_polled_rest_pair_builds(tmp_path: Path) -> None:
+    topology = build_topology(_config(tmp_path, _doc_toml("REST.md", "## As a polled two-way source")))
+    assert {"rest_poller_pim", "twoway_pim_catalog"} <= {f.id for f in topology.functions}

@@ -15,6 +15,7 @@ credential is never sent to a host the configuration did not name.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final, Literal
 from urllib.parse import quote, urljoin, urlsplit
@@ -24,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from syncline.connectors.http import ApiError, HttpApi, RetryPolicy
 from syncline.models import InventoryLevel
+from syncline.twoway import Copy, StaleWrite
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 Transform = Literal["str", "int", "decimal", "bool", "upper", "lower"]
@@ -405,3 +407,69 @@ class RestInventoryTarget:
         current = self.connector.get(self.entity, level.key)
         version = (current or {}).get("source_version")
         return version is not None and int(version) > level.source_version
+
+
+# --- two-way records -----------------------------------------------------------------------------------
+
+_META_FIELDS: Final = ("source_version", "updated_at")
+
+
+class RestRecords:
+    """``syncline.twoway.RecordSystem`` over one declared entity of a REST system, polled for changes.
+
+    A copy's values are its canonical fields less the key and ``source_version`` / ``updated_at``; its time is the
+    mapped ``updated_at``; its version the mapped ``source_version`` when there is one. A generic API offers no
+    compare-and-swap: ``write`` re-reads first and refuses (``StaleWrite``) when the record moved past the version
+    read, or appeared or vanished; without a version the engine's fingerprint check is the only guard, and a
+    writer between the re-read and the write can be overwritten (the next poll sees its change again only if it
+    differs from ours).
+    """
+
+    def __init__(self, connector: RestConnector, entity: str, *, name: str) -> None:
+        self.connector, self.entity, self.name = connector, entity, name
+        self._key_field = connector.entity(entity).key_field
+
+    def read(self, key: str) -> Copy | None:
+        record = self.connector.get(self.entity, key)
+        return self.copy(record) if record is not None else None
+
+    def copy(self, record: Mapping[str, Any]) -> Copy:
+        """A canonical record as the copy two-way sync compares."""
+        values = {k: _plain(v) for k, v in record.items() if k not in (*_META_FIELDS, self._key_field)}
+        version = record.get("source_version")
+        return Copy(values, _when(record.get("updated_at")), int(version) if version is not None else None)
+
+    def write(self, key: str, values: Mapping[str, Any], *, expected_version: int | None) -> Copy:
+        current = self.read(key)
+        moved = (current is None and expected_version is not None) or (
+            current is not None and current.version is not None and current.version != expected_version
+        )
+        if moved:
+            raise StaleWrite(f"{self.name}: {self.entity} {key} moved on before our write")
+        record = {
+            **{k: v for k, v in values.items() if k not in _META_FIELDS},
+            self._key_field: key,
+            "updated_at": datetime.now(UTC).isoformat(),
+        }
+        self.connector.upsert(self.entity, record)
+        stored = self.read(key)
+        if stored is None:
+            raise StaleWrite(f"{self.name}: {self.entity} {key} is gone after our write")
+        return stored
+
+
+def _plain(value: Any) -> Any:
+    """JSON-comparable: a Decimal as its text, so a copy read back equals what was written."""
+    return format(value, "f") if isinstance(value, Decimal) else value
+
+
+def _when(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if value in (None, ""):
+        return datetime.fromtimestamp(0, UTC)  # no time: it never wins a last-writer-wins decision
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return datetime.fromtimestamp(0, UTC)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -213,3 +213,13 @@ def test_the_monitor_reports_the_pair_on_its_workers_queue_and_watches_the_relay
     pair = next(p for p in report["pairs"] if p["pair"] == "sf-customers")
     assert pair["queue"] == PAIR_QUEUE
     assert {q["queue"] for q in report["queues"]} >= {PAIR_QUEUE, RELAY_QUEUE}
+
+
+def test_the_workers_share_the_token_the_scheduled_refresher_fetched(stack: LocalStack) -> None:
+    sfdc = stack.sandboxes["sfdc"]
+    refreshed = stack.run_schedule("refresh_tokens")
+    assert refreshed.error is None and refreshed.response["systems"]["sfdc"]["fetched"] == 1
+    sfdc.create("Contact", {"Email": "ida@example.com", "FirstName": "Ida", "LastName": "Rhodes"})
+    stack.settle()
+    assert _customer(stack, "ida@example.com") is not None
+    assert sfdc.token_requests == 1  # the worker used the shared token (TK#sfdc), not a token of its own

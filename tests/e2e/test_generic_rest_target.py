@@ -121,3 +121,15 @@ def test_a_level_the_pos_refuses_goes_to_the_dlq_with_the_reason_and_the_others_
     stack.poll_erp()
     stack.settle()
     assert Decimal(pos.collections["stock"].records["SKU-4|main"]["qty"]) == 2
+
+
+def test_a_pos_down_longer_than_the_clients_retries_is_retried_by_the_queue(stack: LocalStack) -> None:
+    pos = stack.sandboxes["pos"]
+    pos.faults.add("status", times=5, status=502, path=r"^/api/stock/")  # every attempt of the first delivery
+    _stock(stack, [Stock("SKU-5", "1", Decimal(8))])
+    stack.poll_erp()
+    outcomes = stack.drain(QUEUE, idle_rounds=4)  # waits out the redelivery after the failed batch
+    assert pos.faults.injected["status"] == 5
+    assert any(outcome.failed for outcome in outcomes)  # the first delivery failed and was left to SQS
+    assert Decimal(pos.collections["stock"].records["SKU-5|main"]["qty"]) == 8
+    assert stack.dead_letters(QUEUE) == []

@@ -54,6 +54,8 @@ class SynclineStack(Stack):
             )
             for spec in topology.queues
         }
+        for event_source in topology.partner_buses:
+            self.notices.add_partner_bus(event_source)
         for rule in topology.rules:
             self.notices.route(rule, self.queues[rule.queue])
 

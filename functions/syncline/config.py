@@ -86,6 +86,52 @@ class SalesforceSystem(_SystemBase):
     kind: Literal["salesforce"]
     login_url: str = Field("https://login.salesforce.com", pattern=r"^https?://")
     api_version: str = "62.0"
+    event_source: str | None = Field(
+        None,
+        pattern=r"^aws\.partner/salesforce\.com/[A-Za-z0-9]{15,18}/[A-Za-z0-9]{15,18}$",
+        description="the partner event source the org's Event Relay created (aws.partner/salesforce.com/<org id>/"
+        "<relay channel id>): its Change Data Capture events are Syncline's notices of this system",
+    )
+    call_client: str = Field(
+        "syncline",
+        pattern=r"^[A-Za-z0-9_-]{1,40}$",
+        description="client id sent in Sforce-Call-Options: change events carrying it are Syncline's own (echoes)",
+    )
+    external_id_field: str = Field(
+        "Syncline_Id__c", pattern=r"^\w+$", description="the external id field contacts Syncline creates carry"
+    )
+
+
+class RestSystem(_SystemBase):
+    """A system reached through the generic REST connector (a POS, a WMS): endpoints, auth and field mapping
+    declared here (``syncline.connectors.rest``). Secret: {"api_key": ...} or {"token": ...} (by ``auth.kind``);
+    none for ``auth.kind = "none"``."""
+
+    kind: Literal["rest"]
+    base_url: str = Field(pattern=r"^https?://", description="the API's base URL (required: there is no default)")
+    auth: dict[str, Any] = Field(default_factory=dict, description="RestAuthConfig: kind, header, prefix")
+    entities: dict[str, dict[str, Any]] = Field(
+        min_length=1, description="RestEntityConfig per canonical entity: key_field, fields, get/upsert endpoints"
+    )
+    poll_seconds: int = Field(
+        300, ge=60, description="two-way pairs: how often its records are listed for changes (it sends no notices)"
+    )
+
+    @model_validator(mode="after")
+    def _declared_api_is_valid(self) -> RestSystem:
+        from syncline.connectors.rest import RestAuthConfig, RestEntityConfig  # noqa: PLC0415 - httpx only if used
+
+        if RestAuthConfig.model_validate(self.auth).kind == "oauth2":
+            # The connector takes an OAuth2 provider, but no token endpoint is declared for a rest system yet.
+            raise Located(("auth", "kind"), 'oauth2 is not available for a rest system yet: use "bearer" or "api_key"')
+        for name, entity in self.entities.items():
+            try:
+                RestEntityConfig.model_validate(entity)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(part) for part in first["loc"])
+                raise Located(("entities", name, *first["loc"]), f"{where}: {first['msg']}") from None
+        return self
 
 
 class FracttalSystem(_SystemBase):
@@ -97,7 +143,14 @@ class FracttalSystem(_SystemBase):
 
 
 System = Annotated[
-    Sage300System | PostgresSystem | ShopifySystem | HubSpotSystem | OmsSystem | SalesforceSystem | FracttalSystem,
+    Sage300System
+    | PostgresSystem
+    | ShopifySystem
+    | HubSpotSystem
+    | OmsSystem
+    | SalesforceSystem
+    | FracttalSystem
+    | RestSystem,
     Field(discriminator="kind"),
 ]
 
@@ -413,7 +466,7 @@ def load_config(path: Path | str | None = None) -> SynclineConfig:
         raise ConfigError(f"{source}: {problems}") from None
 
 
-SYSTEM_KINDS = ("sage300", "postgres", "shopify", "hubspot", "oms", "salesforce", "fracttal")
+SYSTEM_KINDS = ("sage300", "postgres", "shopify", "hubspot", "oms", "salesforce", "fracttal", "rest")
 
 
 ALERT_CHANNEL_KINDS = ("slack", "pagerduty", "ses")

@@ -235,11 +235,31 @@ def _sync_wanted(
             _fail(result, touched, f"write failed: {exc}")
         else:
             committed_at = clock()
-            result.skipped_stale += len(changed) - len(written)
+            parked = _park_refused(target, changed, accepted, letters, pair, clock)
+            result.skipped_stale += len(changed) - len(written) - parked
             result.synced.extend(
                 SyncedRecord(level.key, notice.trace_id, notice.observed_at, committed_at) for level, notice in written
             )
             _stock_alerts(stock_alerts, [level for level, _ in written], result)
+
+
+def _park_refused(
+    target: InventoryTarget,
+    changed: list[tuple[InventoryLevel, ChangeNotice, str]],
+    accepted: set[str],
+    letters: list[tuple[DeadLetter | UnparsableMessage, str]],
+    pair: PairContext,
+    clock: Callable[[], datetime],
+) -> int:
+    """Dead-letter the levels a target reports it refused (``refused``: key -> reason, a 4xx no retry changes),
+    each with the reason; how many."""
+    refused: Mapping[str, str] = getattr(target, "refused", None) or {}
+    parked = 0
+    for level, notice, message_id in changed:
+        if level.key in refused and level.key not in accepted:
+            letters.append((_letter(notice, pair, refused[level.key], "write", None, clock), message_id))
+            parked += 1
+    return parked
 
 
 def _stock_alerts(alerts: StockAlerts | None, levels: list[InventoryLevel], result: BatchResult) -> None:

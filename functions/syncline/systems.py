@@ -21,6 +21,7 @@ from syncline.config import (
     HubSpotSystem,
     OmsSystem,
     PostgresSystem,
+    RestSystem,
     SalesforceSystem,
     ShopifySystem,
     SynclineConfig,
@@ -33,6 +34,7 @@ from syncline.twoway import Copy, RecordSystem
 if TYPE_CHECKING:
     from syncline.connectors.hubspot import HubSpotContactsByEmail
     from syncline.connectors.oms_pg import OmsCustomersByEmail
+    from syncline.connectors.salesforce import SalesforceContactsByEmail
 
 ENV_ENDPOINTS = "SYNCLINE_ENDPOINTS"
 INVENTORY_ITEM = "inventory_item"  # identity map entity: SKU -> each store's InventoryItem id
@@ -219,6 +221,46 @@ class SystemFactory:
             self._admins[name] = FracttalClient(settings, self.oauth_tokens(name))
         return self._admins[name]
 
+    # -- Salesforce ---------------------------------------------------------------------------------------
+    def salesforce(self, name: str) -> Any:
+        """The org's REST client (OAuth2 client credentials, the token shared through the state table)."""
+        if name not in self._admins:
+            from syncline.connectors.salesforce import SalesforceClient, SalesforceSettings  # noqa: PLC0415
+
+            system = self.config.systems[name]
+            if not isinstance(system, SalesforceSystem):
+                raise LookupError(f"system {name!r} is {system.kind}, not salesforce")
+            settings = SalesforceSettings(
+                login_url=self.base_url(name, system.login_url) or system.login_url,
+                api_version=system.api_version,
+                call_client=system.call_client,
+                external_id_field=system.external_id_field,
+            )
+            self._admins[name] = SalesforceClient(settings, self.oauth_tokens(name))
+        return self._admins[name]
+
+    # -- generic REST ---------------------------------------------------------------------------------------
+    def rest(self, name: str) -> Any:
+        """The declared REST system's connector; its credential read from the secret on every attempt."""
+        if name not in self._admins:
+            from syncline.connectors.rest import RestConnector, RestSystemConfig  # noqa: PLC0415
+
+            system = self.config.systems[name]
+            if not isinstance(system, RestSystem):
+                raise LookupError(f"system {name!r} is {system.kind}, not rest")
+            config = RestSystemConfig.model_validate(
+                {
+                    "system": name,
+                    "base_url": self.base_url(name) or system.base_url,
+                    "auth": system.auth,
+                    "entities": system.entities,
+                }
+            )
+            field = "api_key" if config.auth.kind == "api_key" else "token"
+            credential = None if config.auth.kind == "none" else (lambda: str(self.secret(name)[field]))
+            self._admins[name] = RestConnector(config, credential=credential)
+        return self._admins[name]
+
     def listing_control(self, name: str) -> ShopifyListings:
         """The store's listings (product status) for business alerts' ``disable_listing_when_out``."""
         self._shopify_system(name)
@@ -238,8 +280,17 @@ class SystemFactory:
             return ShopifyInventoryRecords(
                 self.shopify(name), self.shopify_identity(name), name=system.quantity, system_name=name
             )
-        if isinstance(system, HubSpotSystem | OmsSystem):
+        if isinstance(system, HubSpotSystem | OmsSystem | SalesforceSystem):
             return self.contact_view(name)
+        if isinstance(system, RestSystem):
+            from syncline.connectors.rest import RestRecords  # noqa: PLC0415
+
+            entities = {
+                p.entity for p in self.config.pairs if p.direction == "two_way" and name in (p.source, p.target)
+            }
+            if len(entities) != 1:
+                raise LookupError(f"system {name!r}: two-way pairs carry {sorted(entities)}; a rest system serves one")
+            return RestRecords(self.rest(name), entities.pop(), name=name)
         raise LookupError(f"system {name!r} ({system.kind}) cannot take part in two-way sync")
 
     def record_copies(self, name: str, page_size: int = 500) -> Iterator[list[tuple[str, Copy]]]:
@@ -259,9 +310,14 @@ class SystemFactory:
         records: Any = self.record_system(name)
         yield from records.iter_copies(page_size)
 
-    def contact_view(self, name: str) -> HubSpotContactsByEmail | OmsCustomersByEmail:
-        """Contacts keyed by e-mail (the key a CRM and the OMS share): HubSpot contacts or OMS customers."""
+    def contact_view(self, name: str) -> HubSpotContactsByEmail | OmsCustomersByEmail | SalesforceContactsByEmail:
+        """Contacts keyed by e-mail (the key a CRM and the OMS share): HubSpot or Salesforce contacts, OMS
+        customers."""
         system = self.config.systems[name]
+        if isinstance(system, SalesforceSystem):
+            from syncline.connectors.salesforce import SalesforceContactsByEmail  # noqa: PLC0415
+
+            return SalesforceContactsByEmail(self.salesforce(name), name=name)
         if isinstance(system, HubSpotSystem):
             from syncline.connectors.hubspot import HubSpotContactsByEmail  # noqa: PLC0415 - httpx only where used
 
@@ -278,8 +334,8 @@ class SystemFactory:
         system = self.config.systems.get(notice.source_system)
         if isinstance(system, ShopifySystem):
             return self.shopify_record_key(notice.source_system, notice.key)
-        if isinstance(system, HubSpotSystem | OmsSystem):
-            what = "contact" if isinstance(system, HubSpotSystem) else "customer"
+        if isinstance(system, HubSpotSystem | OmsSystem | SalesforceSystem):
+            what = "customer" if isinstance(system, OmsSystem) else "contact"
             if notice.operation == "delete":
                 raise UnknownRecord(
                     f"{notice.source_system}: {what} {notice.key} was deleted; two-way sync does not propagate deletions"
@@ -345,6 +401,10 @@ class SystemFactory:
             from syncline.connectors.fracttal import FracttalInventoryTarget  # noqa: PLC0415
 
             return FracttalInventoryTarget(self.fracttal(name), system.warehouse_code)
+        if isinstance(system, RestSystem):
+            from syncline.connectors.rest import RestInventoryTarget  # noqa: PLC0415
+
+            return RestInventoryTarget(self.rest(name))
         raise LookupError(f"system {name!r} ({system.kind}) cannot be an inventory target")
 
     def price_target(self, name: str) -> PriceTarget:

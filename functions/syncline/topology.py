@@ -109,6 +109,7 @@ class RuleSpec(_Spec):
     name: str
     pattern: dict[str, Any]
     queue: str = Field(description="QueueSpec.id of the target")
+    bus: str | None = Field(None, description="the partner event bus it is on (None: Syncline's notice bus)")
 
 
 class ScheduleSpec(_Spec):
@@ -139,6 +140,9 @@ class Topology(_Spec):
     schedules: tuple[ScheduleSpec, ...]
     routes: tuple[RouteSpec, ...] = ()
     escalation_topic: TopicSpec | None = None
+    partner_buses: tuple[str, ...] = Field(
+        (), description="SaaS partner event sources (Salesforce Event Relay) to receive on a bus of their own name"
+    )
 
     def function(self, function_id: str) -> FunctionSpec:
         return next(f for f in self.functions if f.id == function_id)
@@ -152,11 +156,21 @@ class Topology(_Spec):
 
 
 # System kinds the two-way worker can read and write as records (``syncline.systems.SystemFactory``).
-TWO_WAY_KINDS = frozenset({"postgres", "shopify", "hubspot", "oms"})
-# Kinds whose two-way record view serves one entity only: HubSpot contacts and OMS customers, keyed by e-mail.
-TWO_WAY_ENTITIES: dict[str, frozenset[str]] = {"hubspot": frozenset({"contact"}), "oms": frozenset({"contact"})}
+TWO_WAY_KINDS = frozenset({"postgres", "shopify", "hubspot", "oms", "salesforce", "rest"})
+# Kinds whose two-way record view serves one entity only: CRM contacts and OMS customers, keyed by e-mail.
+TWO_WAY_ENTITIES: dict[str, frozenset[str]] = {
+    "hubspot": frozenset({"contact"}),
+    "oms": frozenset({"contact"}),
+    "salesforce": frozenset({"contact"}),
+}
 # System kinds the one-way inventory worker can write ERP stock into.
-INVENTORY_TARGET_KINDS = frozenset({"postgres", "shopify", "fracttal"})
+INVENTORY_TARGET_KINDS = frozenset({"postgres", "shopify", "fracttal", "rest"})
+# Salesforce Change Data Capture: the change event (EventBridge detail-type through Event Relay) of each entity.
+SALESFORCE_CHANGE_EVENTS = {
+    "contact": "ContactChangeEvent",
+    "account": "AccountChangeEvent",
+    "deal": "OpportunityChangeEvent",
+}
 # One-way pairs a worker serves: entity -> (source kind, target kind) combinations, and the worker.
 ONE_WAY_KINDS: dict[str, frozenset[tuple[str, str]]] = {
     "inventory_level": frozenset(("sage300", target) for target in INVENTORY_TARGET_KINDS),
@@ -186,7 +200,142 @@ def outbox_schedule_id(system: str) -> str:
     return f"drain_outbox_{system}"
 
 
+def cdc_relay_id(system: str) -> str:
+    """The queue and function relaying a Salesforce system's change events (Event Relay) onto the notice bus."""
+    return f"cdc_{system}"
+
+
+def _salesforce_sources(config: SynclineConfig) -> dict[str, set[str]]:
+    """Salesforce systems whose changes some pair reads (either side of a two-way pair, the source of a one-way
+    one) -> the entities read."""
+    read: dict[str, set[str]] = {}
+    for pair in config.pairs:
+        for name in (pair.source, pair.target) if pair.direction == "two_way" else (pair.source,):
+            if config.systems[name].kind == "salesforce":
+                read.setdefault(name, set()).add(pair.entity)
+    return read
+
+
+def _add_salesforce_relays(
+    config: SynclineConfig, functions: list[FunctionSpec], queues: list[QueueSpec], rules: list[RuleSpec]
+) -> tuple[str, ...]:
+    """Per Salesforce source: a rule on its Event Relay's partner bus -> a queue -> the relay function, which
+    turns each CDC event into ChangeNotices on the notice bus (Syncline's own writes dropped by changeOrigin).
+    The partner buses to create."""
+    buses = []
+    for name, entities in sorted(_salesforce_sources(config).items()):
+        system = config.systems[name]
+        event_source = getattr(system, "event_source", None)
+        if not event_source:
+            raise ConfigError(
+                f"system {name!r}: a pair reads its changes, so it needs event_source (the partner event source "
+                "your Salesforce Event Relay created: aws.partner/salesforce.com/<org id>/<channel id>)"
+            )
+        ident = cdc_relay_id(name)
+        # No pairs listed: a pair's status names its worker's queue, and the relay's alarms keep the defaults.
+        queue = QueueSpec(id=ident, name=f"{config.app}-cdc-{name}", consumer=ident)
+        functions.append(
+            FunctionSpec(
+                id=ident,
+                handler="handlers.salesforce_cdc.handler",
+                timeout_seconds=30,
+                description=f"Salesforce {name} Change Data Capture (Event Relay) -> ChangeNotices; echoes dropped",
+                environment={"SYNCLINE_SOURCE": name},
+                publishes_notices=True,
+                dead_letters_to=queue.id,
+            )
+        )
+        queues.append(queue)
+        rules.append(
+            RuleSpec(
+                id=ident,
+                name=f"{config.app}-cdc-{name}",
+                pattern={
+                    "source": [event_source],
+                    "detail-type": sorted(
+                        SALESFORCE_CHANGE_EVENTS[e] for e in entities if e in SALESFORCE_CHANGE_EVENTS
+                    ),
+                },
+                queue=queue.id,
+                bus=event_source,
+            )
+        )
+        buses.append(event_source)
+    return tuple(dict.fromkeys(buses))
+
+
+def rest_poll_schedule_id(system: str) -> str:
+    """The schedule listing a REST system's records for changes (``handlers.rest_poller``)."""
+    return f"poll_rest_{system}"
+
+
+def _rest_sources(config: SynclineConfig) -> dict[str, set[str]]:
+    """REST systems on either side of a two-way pair -> the entities those pairs carry."""
+    read: dict[str, set[str]] = {}
+    for pair in config.pairs:
+        if pair.direction == "two_way":
+            for name in (pair.source, pair.target):
+                if config.systems[name].kind == "rest":
+                    read.setdefault(name, set()).add(pair.entity)
+    return read
+
+
+def _check_rest_records(config: SynclineConfig) -> None:
+    """A REST system in a two-way pair is polled and written as records: one entity, declared with list, get and
+    upsert endpoints, and an ``updated_at`` mapping (the time its copy speaks with in a conflict)."""
+    for name, entities in _rest_sources(config).items():
+        if len(entities) > 1:
+            raise ConfigError(
+                f"system {name!r}: two-way pairs of one rest system carry one entity, not {sorted(entities)}"
+            )
+        (entity,) = entities
+        declared = getattr(config.systems[name], "entities", {}).get(entity)
+        if declared is None:
+            raise ConfigError(f"system {name!r}: a two-way pair carries {entity}, which it does not declare")
+        missing = [part for part in ("list", "get", "upsert") if not declared.get(part)]
+        if "updated_at" not in (declared.get("fields") or {}):
+            missing.append("fields.updated_at")
+        if missing:
+            raise ConfigError(
+                f"system {name!r}: two-way {entity} needs {', '.join(missing)} (it is polled, read and written as "
+                "records; updated_at is the time its copy speaks with in a conflict)"
+            )
+
+
+def _add_rest_pollers(config: SynclineConfig, functions: list[FunctionSpec], schedules: list[ScheduleSpec]) -> None:
+    """A scheduled poller per REST system in a two-way pair: its records listed, the changed ones as notices."""
+    for name in sorted(_rest_sources(config)):
+        poller = FunctionSpec(
+            id=f"rest_poller_{name}",
+            handler="handlers.rest_poller.handler",
+            timeout_seconds=120,
+            reserved_concurrency=1,
+            description=f"Lists {name}'s records; the ones whose content changed -> ChangeNotices",
+            environment={"SYNCLINE_SOURCE": name},
+            table_access="readwrite",
+            publishes_notices=True,
+            secrets=(name,),
+        )
+        functions.append(poller)
+        rate = getattr(config.systems[name], "poll_seconds", 300)
+        schedules.append(ScheduleSpec(id=rest_poll_schedule_id(name), rate_seconds=rate, function=poller.id))
+
+
+def _add_saas_change_sources(
+    config: SynclineConfig,
+    functions: list[FunctionSpec],
+    queues: list[QueueSpec],
+    rules: list[RuleSpec],
+    schedules: list[ScheduleSpec],
+) -> tuple[str, ...]:
+    """How SaaS systems that pairs read tell of their changes: Salesforce's Event Relay, a REST system's poller.
+    The partner buses to create."""
+    _add_rest_pollers(config, functions, schedules)
+    return _add_salesforce_relays(config, functions, queues, rules)
+
+
 def _check_deployable(config: SynclineConfig) -> None:
+    _check_rest_records(config)
     for pair in config.pairs:
         kinds = (config.systems[pair.source].kind, config.systems[pair.target].kind)
         if pair.direction == "two_way":
@@ -404,6 +553,7 @@ def build_topology(config: SynclineConfig) -> Topology:
             ScheduleSpec(id=outbox_schedule_id(oms), rate_seconds=OUTBOX_DRAIN_RATE_SECONDS, function=drainer.id)
         )
     _add_notifications(config, functions, queues, rules)
+    partner_buses = _add_saas_change_sources(config, functions, queues, rules, schedules)
     routes = []
     if config.webhooks:
         webhook = FunctionSpec(
@@ -466,4 +616,5 @@ def build_topology(config: SynclineConfig) -> Topology:
         ),
         routes=tuple(routes),
         escalation_topic=escalation_topic,
+        partner_buses=partner_buses,
     )

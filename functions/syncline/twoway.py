@@ -274,3 +274,42 @@ def _resolve_all(base: Base | None, sides: Sequence[Side], policy: RecordPolicy)
 
 class _LostRace(Exception):  # control flow: another worker committed the base first
     pass
+
+
+class FieldSubset:
+    """A system seen through some of its fields only: the ones every system of a pair can store. A write keeps the
+    other fields as the system holds them (read, then written back with the same compare-and-swap)."""
+
+    def __init__(self, system: RecordSystem, fields: Sequence[str]) -> None:
+        self.system, self.fields, self.name = system, tuple(fields), system.name
+
+    def _project(self, copy: Copy) -> Copy:
+        return replace(copy, values={name: copy.values.get(name) for name in self.fields})
+
+    def read(self, key: str) -> Copy | None:
+        copy = self.system.read(key)
+        return self._project(copy) if copy is not None else None
+
+    def write(self, key: str, values: Mapping[str, Any], *, expected_version: int | None) -> Copy:
+        current = self.system.read(key)
+        if (current is None) != (expected_version is None) or (
+            current is not None and current.version != expected_version
+        ):
+            raise StaleWrite(f"{self.name}: {key} moved on before our write")
+        kept = dict(current.values) if current is not None else {}
+        merged = {**kept, **{name: values.get(name) for name in self.fields}}
+        return self._project(self.system.write(key, merged, expected_version=expected_version))
+
+
+def shared_fields(systems: Sequence[RecordSystem]) -> list[RecordSystem]:
+    """The systems of a pair, each narrowed to the fields all of them store when one declares fewer
+    (``synced_fields``: a Salesforce contact has no lifecycle stage), so a copy read back equals what was written
+    and a field one side cannot hold is never cleared on the other."""
+    declared = [tuple(fields) for system in systems if (fields := getattr(system, "synced_fields", None))]
+    if not declared:
+        return list(systems)
+    common = tuple(name for name in declared[0] if all(name in fields for fields in declared[1:]))
+    return [
+        system if tuple(getattr(system, "synced_fields", ())) == common else FieldSubset(system, common)
+        for system in systems
+    ]

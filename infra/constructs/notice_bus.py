@@ -29,6 +29,14 @@ class NoticeBus(Construct):
             event_pattern=events.EventPattern(source=events.Match.prefix(NOTICE_SOURCE_PREFIX)),
             retention=ARCHIVE_RETENTION,
         )
+        self.partner_buses: dict[str, events.EventBus] = {}
+
+    def add_partner_bus(self, event_source: str) -> events.EventBus:
+        """The bus of a SaaS partner event source (Salesforce Event Relay): named after the source (CDK names it
+        so), which associates the pending partner event source with it on deploy."""
+        bus = events.EventBus(self, f"PartnerBus{len(self.partner_buses) + 1}", event_source_name=event_source)
+        self.partner_buses[event_source] = bus
+        return bus
 
     def route(self, spec: RuleSpec, target: SyncQueue) -> events.Rule:
         """A rule delivering the notices matching ``spec.pattern`` to the target's queue.
@@ -42,7 +50,7 @@ class NoticeBus(Construct):
             self,
             f"Route{pascal(spec.id)}",
             rule_name=spec.name,
-            event_bus=self.bus,
+            event_bus=self.partner_buses[spec.bus] if spec.bus else self.bus,
             event_pattern=pattern,
             targets=[targets.SqsQueue(target.queue, dead_letter_queue=target.dead_letter_queue)],
         )

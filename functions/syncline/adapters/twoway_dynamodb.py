@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 
 from syncline.adapters.aws import is_condition_failure
 from syncline.config import SynclineConfig
-from syncline.twoway import Base, Echo, RecordSystem, TwoWaySync
+from syncline.twoway import Base, Echo, RecordSystem, TwoWaySync, shared_fields
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -161,7 +161,7 @@ def dynamo_twoway(
         raise LookupError(f"pair {pair_name!r} is {pair.direction}, not two_way")
     return TwoWaySync(
         pair.name,
-        [systems(pair.source), systems(pair.target)],
+        shared_fields([systems(pair.source), systems(pair.target)]),
         pair.record_policy(),
         DynamoBaseStore(client, table),
         DynamoEchoStore(client, table),

@@ -14,7 +14,8 @@ credential is never sent to a host the configuration did not name.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final, Literal
 from urllib.parse import quote, urljoin, urlsplit
@@ -23,6 +24,8 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from syncline.connectors.http import ApiError, HttpApi, RetryPolicy
+from syncline.models import InventoryLevel
+from syncline.twoway import Copy, StaleWrite
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 Transform = Literal["str", "int", "decimal", "bool", "upper", "lower"]
@@ -353,3 +356,120 @@ class RestConnector:
         response = self.http.request(endpoint.method, path, params=dict(endpoint.query), json=payload)
         raw = get_path(response.json() if response.content else None, endpoint.record_path)
         return config.to_canonical(raw) if isinstance(raw, Mapping) else None
+
+
+# --- a one-way inventory target ------------------------------------------------------------------------
+
+INVENTORY_ENTITY: Final = "inventory_level"
+
+
+class RestInventoryTarget:
+    """``InventoryTarget`` over a declared REST system's ``inventory_level`` entity (a POS, a WMS).
+
+    Each level is sent as its canonical fields (``sku``, ``location``, ``on_hand``, ``available``, ...,
+    ``source_version``, and ``key``: ``SKU|LOCATION``) through the entity's field mapping to its ``upsert``
+    endpoint, one request per level. What it can guarantee is what a generic API allows:
+    - idempotent: a ``PUT`` to a path holding ``{key}`` replaces the same record however often it is sent;
+    - guarded against older data only as far as the API shows versions: with a ``get`` endpoint mapping
+      ``source_version``, a level the system already holds at a newer version is not sent (a read, then a write:
+      not atomic; a concurrent writer between the two can still be overwritten, which the next change repairs);
+      without one, Syncline's state cache is the only guard (it skips versions older than the last it wrote);
+    - a request the API refuses (a 4xx other than 408/429) is not retried: the level is reported in ``refused``
+      with the reason, and the worker parks it in the DLQ; 429 and 5xx are retried, then fail the batch.
+    """
+
+    def __init__(self, connector: RestConnector, entity: str = INVENTORY_ENTITY) -> None:
+        self.connector, self.entity = connector, entity
+        self.refused: dict[str, str] = {}
+        config = connector.entity(entity)
+        if config.upsert is None:
+            raise ValueError(f"{connector.config.system}: entity {entity!r} declares no upsert endpoint")
+        self._guarded = config.get is not None and "source_version" in config.fields
+
+    def upsert_inventory(self, levels: Sequence[InventoryLevel]) -> set[str]:
+        self.refused = {}
+        written: set[str] = set()
+        for level in levels:
+            record = {**level.model_dump(mode="json"), "key": level.key}
+            try:
+                if self._guarded and self._holds_newer(level):
+                    continue
+                self.connector.upsert(self.entity, record)
+            except ApiError as exc:
+                if exc.retryable:
+                    raise
+                self.refused[level.key] = f"{self.connector.config.system} refused {level.key}: {exc}"[:500]
+                continue
+            written.add(level.key)
+        return written
+
+    def _holds_newer(self, level: InventoryLevel) -> bool:
+        current = self.connector.get(self.entity, level.key)
+        version = (current or {}).get("source_version")
+        return version is not None and int(version) > level.source_version
+
+
+# --- two-way records -----------------------------------------------------------------------------------
+
+_META_FIELDS: Final = ("source_version", "updated_at")
+
+
+class RestRecords:
+    """``syncline.twoway.RecordSystem`` over one declared entity of a REST system, polled for changes.
+
+    A copy's values are its canonical fields less the key and ``source_version`` / ``updated_at``; its time is the
+    mapped ``updated_at``; its version the mapped ``source_version`` when there is one. A generic API offers no
+    compare-and-swap: ``write`` re-reads first and refuses (``StaleWrite``) when the record moved past the version
+    read, or appeared or vanished; without a version the engine's fingerprint check is the only guard, and a
+    writer between the re-read and the write can be overwritten (the next poll sees its change again only if it
+    differs from ours).
+    """
+
+    def __init__(self, connector: RestConnector, entity: str, *, name: str) -> None:
+        self.connector, self.entity, self.name = connector, entity, name
+        self._key_field = connector.entity(entity).key_field
+
+    def read(self, key: str) -> Copy | None:
+        record = self.connector.get(self.entity, key)
+        return self.copy(record) if record is not None else None
+
+    def copy(self, record: Mapping[str, Any]) -> Copy:
+        """A canonical record as the copy two-way sync compares."""
+        values = {k: _plain(v) for k, v in record.items() if k not in (*_META_FIELDS, self._key_field)}
+        version = record.get("source_version")
+        return Copy(values, _when(record.get("updated_at")), int(version) if version is not None else None)
+
+    def write(self, key: str, values: Mapping[str, Any], *, expected_version: int | None) -> Copy:
+        current = self.read(key)
+        moved = (current is None and expected_version is not None) or (
+            current is not None and current.version is not None and current.version != expected_version
+        )
+        if moved:
+            raise StaleWrite(f"{self.name}: {self.entity} {key} moved on before our write")
+        record = {
+            **{k: v for k, v in values.items() if k not in _META_FIELDS},
+            self._key_field: key,
+            "updated_at": datetime.now(UTC).isoformat(),
+        }
+        self.connector.upsert(self.entity, record)
+        stored = self.read(key)
+        if stored is None:
+            raise StaleWrite(f"{self.name}: {self.entity} {key} is gone after our write")
+        return stored
+
+
+def _plain(value: Any) -> Any:
+    """JSON-comparable: a Decimal as its text, so a copy read back equals what was written."""
+    return format(value, "f") if isinstance(value, Decimal) else value
+
+
+def _when(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if value in (None, ""):
+        return datetime.fromtimestamp(0, UTC)  # no time: it never wins a last-writer-wins decision
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return datetime.fromtimestamp(0, UTC)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

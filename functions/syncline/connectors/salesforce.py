@@ -28,7 +28,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from syncline.canonical.entities import Account, Address, Contact, Deal
 from syncline.connectors.http import HttpApi, RetryPolicy
 from syncline.connectors.oauth2 import OAuth2ClientCredentials
+from syncline.contacts import contact_key, contact_values
 from syncline.models import ChangeNotice
+from syncline.twoway import Copy, StaleWrite
 
 logger = logging.getLogger(__name__)
 
@@ -387,7 +389,9 @@ class ChangeEvent:
     def operation(self) -> Operation:
         return "delete" if self.change_type.removeprefix("GAP_") == "DELETE" else "upsert"
 
-    def notices(self, observed_at: datetime, entities: Mapping[str, str] = ENTITIES) -> list[ChangeNotice]:
+    def notices(
+        self, observed_at: datetime, entities: Mapping[str, str] = ENTITIES, *, source_system: str = SOURCE_SYSTEM
+    ) -> list[ChangeNotice]:
         """One notice per record id (never for wildcards); the worker fetches each record fresh."""
         entity = entities.get(self.entity_name, self.entity_name.lower())
         delivery = self.replay_id or (
@@ -395,7 +399,7 @@ class ChangeEvent:
         )
         return [
             ChangeNotice(
-                source_system=SOURCE_SYSTEM,
+                source_system=source_system,
                 entity=entity,
                 key=record_id,
                 operation=self.operation,
@@ -486,6 +490,7 @@ def notices_from_cdc(
     observed_at: datetime,
     client: str = "syncline",
     entities: Mapping[str, str] = ENTITIES,
+    source_system: str = SOURCE_SYSTEM,
 ) -> CdcBatch:
     """ChangeNotices for the events of ``entities``, dropping Syncline's own writes (their echoes)."""
     batch = CdcBatch()
@@ -499,5 +504,104 @@ def notices_from_cdc(
             continue
         if event.wildcard:
             batch.needs_reconcile.append(event.entity_name)
-        batch.notices.extend(event.notices(observed_at, entities))
+        batch.notices.extend(event.notices(observed_at, entities, source_system=source_system))
     return batch
+
+
+# --- two-way contacts ---------------------------------------------------------------------------------
+
+# The contact fields a Salesforce Contact stores (``syncline.contacts.SYNCED_FIELDS`` less ``lifecycle_stage``,
+# which a standard Contact has no field for); a pair with the OMS carries only these.
+CONTACT_SYNCED_FIELDS = ("email", "first_name", "last_name", "phone", "address")
+_MAILING = {
+    "line1": "MailingStreet",
+    "city": "MailingCity",
+    "region": "MailingState",
+    "postal_code": "MailingPostalCode",
+}
+
+
+class ContactRefused(RuntimeError):
+    """Salesforce refused the contact itself (a record error in the collection result): no retry changes that."""
+
+    retryable = False
+
+
+def soql_quote(value: str) -> str:
+    """A SOQL string literal: backslashes and single quotes escaped."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+@dataclass
+class SalesforceContactsByEmail:
+    """``syncline.twoway.RecordSystem`` over Salesforce contacts keyed by e-mail (lower-cased), the key they share
+    with OMS customers and HubSpot contacts (``syncline.contacts``).
+
+    A read is one SOQL query on ``Email`` (SOQL compares text case-insensitively); two contacts with the address
+    are refused rather than guessed between. The version is ``SystemModstamp`` in epoch milliseconds. Salesforce
+    has no compare-and-swap on a record: ``write`` re-reads first and refuses (``StaleWrite``) when the contact
+    moved past ``expected_version``. An existing contact is updated by its ``Id``; a new one is upserted by the
+    external id field (the e-mail), so a retried create never makes a second contact. Writes carry
+    ``Sforce-Call-Options: client=<call_client>``: their change events are recognised as echoes.
+    """
+
+    client: SalesforceClient
+    name: str = "salesforce"
+    synced_fields: tuple[str, ...] = CONTACT_SYNCED_FIELDS
+
+    def read(self, key: str) -> Copy | None:
+        found = self._find(key)
+        return self._copy(found) if found is not None else None
+
+    def _find(self, key: str) -> dict[str, Any] | None:
+        fields = ", ".join((*CONTACT_FIELDS, "SystemModstamp"))
+        rows = [
+            row
+            for row in self.client.query(f"SELECT {fields} FROM Contact WHERE Email = {soql_quote(key)}")
+            if contact_key(row.get("Email")) == key
+        ]
+        if len(rows) > 1:
+            raise ContactRefused(f"{self.name}: contacts {rows[0]['Id']} and {rows[1]['Id']} share the e-mail {key}")
+        return rows[0] if rows else None
+
+    def write(self, key: str, values: Mapping[str, Any], *, expected_version: int | None) -> Copy:
+        current = self._find(key)
+        version = self._copy(current).version if current is not None else None
+        if (current is None) != (expected_version is None) or version != expected_version:
+            raise StaleWrite(f"{self.name}: contact {key} moved on before our write")
+        wanted = contact_values({**values, "email": key})
+        if not wanted["last_name"]:  # required on a Contact: refused here rather than made up (it would sync back)
+            raise ContactRefused(f"{self.name}: contact {key} has no last name, which Salesforce requires")
+        address = wanted.get("address") or {}
+        fields: dict[str, Any] = {
+            "Email": key,
+            "FirstName": wanted["first_name"],
+            "LastName": wanted["last_name"],
+            "Phone": wanted["phone"],
+            **{column: address.get(part) for part, column in _MAILING.items()},
+        }
+        id_field = self.client.settings.external_id_field
+        if current is not None:
+            results = self.client.update("Contact", [{"Id": current["Id"], **fields}])
+        else:
+            results = self.client.upsert("Contact", [{id_field: key, **fields}])
+        if not results or not results[0].success:
+            first = results[0].errors[0] if results and results[0].errors else None
+            reason = f"{first.status_code}: {first.message}" if first else "no result"
+            raise ContactRefused(f"{self.name}: contact {key} refused: {reason}"[:500])
+        stored = self.read(key)
+        if stored is None:
+            raise StaleWrite(f"{self.name}: contact {key} is gone after our write")
+        return stored
+
+    def key_of(self, record_id: str) -> str | None:
+        """The pair's key (e-mail) of the contact a change event names by its Id; None if gone or without one."""
+        records = self.client.get_records("Contact", [record_id], ("Id", "Email"))
+        return next((contact_key(r.get("Email")) for r in records if r and r.get("Id") == record_id), None)
+
+    def _copy(self, record: Mapping[str, Any]) -> Copy:
+        contact = contact_from_sobject(record)
+        values = contact_values(contact.model_dump(mode="json"))
+        synced = {name: values[name] for name in self.synced_fields}
+        stamp = _when(record.get("SystemModstamp") or record["LastModifiedDate"])
+        return Copy(values=synced, changed_at=contact.updated_at, version=int(stamp.timestamp() * 1000))

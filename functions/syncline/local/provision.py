@@ -13,6 +13,13 @@ from syncline.settings import ENV_BUS, ENV_DLQ_URL, ENV_ESCALATION_TOPIC, ENV_TA
 from syncline.topology import FunctionSpec, QueueSpec, Topology, notice_archive_name
 
 
+def local_bus_name(bus: str) -> str:
+    """A partner event bus as the moto server holds it. moto refuses rules on a bus whose name has a '/' (as every
+    partner bus's has: aws.partner/salesforce.com/<org>/<channel>), so locally the slashes become dots; events
+    still carry the partner source, and the rules match it exactly as deployed."""
+    return bus.replace("/", ".")
+
+
 @dataclass
 class QueueResources:
     spec: QueueSpec
@@ -83,6 +90,8 @@ def provision(topology: Topology, secrets: dict[str, dict[str, Any]], region: st
         RetentionDays=30,
     )
     resources = Resources(table=topology.table.name, bus=topology.bus_name)
+    for partner_bus in topology.partner_buses:  # in AWS: the partner event source's bus, associated on deploy
+        events.create_event_bus(Name=local_bus_name(partner_bus))
 
     for spec in topology.queues:
         dlq_url = sqs.create_queue(
@@ -102,10 +111,11 @@ def provision(topology: Topology, secrets: dict[str, dict[str, Any]], region: st
         resources.queues[spec.id] = QueueResources(spec, url, _arn(sqs, url), dlq_url, dlq_arn)
 
     for rule in topology.rules:
-        events.put_rule(Name=rule.name, EventBusName=topology.bus_name, EventPattern=json.dumps(rule.pattern))
+        bus = local_bus_name(rule.bus) if rule.bus else topology.bus_name
+        events.put_rule(Name=rule.name, EventBusName=bus, EventPattern=json.dumps(rule.pattern))
         events.put_targets(
             Rule=rule.name,
-            EventBusName=topology.bus_name,
+            EventBusName=bus,
             # As deployed: an event EventBridge cannot deliver goes to the queue's DLQ.
             Targets=[
                 {

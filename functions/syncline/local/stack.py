@@ -28,6 +28,8 @@ from syncline.config import (
     HubSpotSystem,
     OmsSystem,
     PostgresSystem,
+    RestSystem,
+    SalesforceSystem,
     ShopifySystem,
     SynclineConfig,
     cached_config,
@@ -38,11 +40,13 @@ from syncline.local.api_gateway import ApiGateway, Route
 from syncline.local.lambda_runtime import Invocation, LocalFunction, PollOutcome, SqsEventSource, scheduled_event
 from syncline.local.moto_server import LOCAL_ACCOUNT, LOCAL_REGION, MotoServer
 from syncline.local.postgres import ERP_READER, PostgresServer
-from syncline.local.provision import Resources, provision
+from syncline.local.provision import Resources, local_bus_name, provision
 from syncline.local.sage300 import Sage300Emulator
 from syncline.local.sandboxes.alerts import AlertsSandbox
 from syncline.local.sandboxes.fracttal import FracttalSandbox
+from syncline.local.sandboxes.generic_rest import GenericRestSandbox
 from syncline.local.sandboxes.hubspot import HubSpotSandbox
+from syncline.local.sandboxes.salesforce import SalesforceSandbox
 from syncline.local.sandboxes.shopify import ShopifySandbox
 from syncline.local.webhook_sender import WebhookSender, generate_secret
 from syncline.settings import ENV_CONFIG, ENV_STATE_COMMIT
@@ -149,6 +153,7 @@ class LocalStack:
         stack.webhook_secrets = webhook_secrets
         stack.sandboxes = sandboxes
         stack.alerts = alerts
+        _relay_salesforce_events(config, sandboxes, topology.partner_buses)
         if topology.routes:
             routes = [Route(r.method, r.path, functions[r.function]) for r in topology.routes]
             stack.api = ApiGateway(routes).start()
@@ -381,7 +386,66 @@ def _start_sandboxes(config: SynclineConfig) -> tuple[dict[str, Any], dict[str, 
             sandboxes[name] = FracttalSandbox(clients={client_id: client_secret}, seed=len(sandboxes)).start()
             sandboxes[name].add_warehouse(system.warehouse_code)
             secrets[system.secret] = {"client_id": client_id, "client_secret": client_secret}
+        elif isinstance(system, SalesforceSystem):
+            client_id, client_secret = f"syncline-{name}", secrets_module.token_urlsafe(24)
+            sandboxes[name] = SalesforceSandbox(clients={client_id: client_secret}, seed=len(sandboxes)).start()
+            secrets[system.secret] = {"client_id": client_id, "client_secret": client_secret}
+        elif isinstance(system, RestSystem):
+            sandboxes[name], secrets[system.secret] = _generic_rest_sandbox(system, seed=len(sandboxes))
     return sandboxes, secrets
+
+
+def _generic_rest_sandbox(system: RestSystem, *, seed: int) -> tuple[GenericRestSandbox, dict[str, Any]]:
+    """The generic REST sandbox serving a declared REST system: its credential, and a collection for each entity
+    whose upsert path is ``/api/<collection>/...``, keyed by the field the entity's key maps to."""
+    from syncline.connectors.rest import RestAuthConfig, RestEntityConfig  # noqa: PLC0415
+
+    auth = RestAuthConfig.model_validate(system.auth)
+    credential = secrets_module.token_urlsafe(24)
+    options: dict[str, Any] = {}
+    secret: dict[str, Any] = {}
+    if auth.kind == "api_key":
+        options = {"api_keys": [f"{auth.prefix}{credential}"], "api_key_header": auth.header}
+        secret = {"api_key": credential}
+    elif auth.kind == "bearer":
+        options, secret = {"bearer_tokens": [credential]}, {"token": credential}
+    sandbox = GenericRestSandbox(seed=seed, **options).start()
+    for raw in system.entities.values():
+        entity = RestEntityConfig.model_validate(raw)
+        path = entity.upsert.path if entity.upsert else ""
+        parts = path.strip("/").split("/")
+        if len(parts) >= 2 and parts[0] == "api":
+            sandbox.add_collection(parts[1], key=entity.fields[entity.key_field].source)
+    return sandbox, secret
+
+
+def _relay_salesforce_events(config: SynclineConfig, sandboxes: dict[str, Any], buses: Sequence[str]) -> None:
+    """Salesforce's Event Relay, emulated: each change event the org's sandbox commits is put on the system's
+    partner event bus (in the moto server) in the shape Event Relay gives it in AWS."""
+    from syncline.salesforce_cdc import event_relay_entry  # noqa: PLC0415
+
+    events = boto3.session.Session(region_name=LOCAL_REGION).client("events")
+    for name, system in config.systems.items():
+        source = system.event_source if isinstance(system, SalesforceSystem) else None
+        if source is not None and source in buses and name in sandboxes:
+            bus = local_bus_name(source)
+
+            def relay(message: dict[str, Any], bus: str = bus, source: str = source) -> None:
+                entry = event_relay_entry(message, source)
+                answer = events.put_events(
+                    Entries=[
+                        {
+                            "EventBusName": bus,
+                            "Source": entry["Source"],
+                            "DetailType": entry["DetailType"],
+                            "Detail": entry["Detail"],
+                        }
+                    ]
+                )
+                if answer.get("FailedEntryCount"):
+                    raise RuntimeError(f"event relay: {answer['Entries']}")
+
+            sandboxes[name].relays.append(relay)
 
 
 def _start_alerts(

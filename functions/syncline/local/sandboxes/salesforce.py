@@ -16,7 +16,8 @@ Expired or unknown bearer tokens get 401 ``[{"message": "Session expired or inva
 "INVALID_SESSION_ID"}]``; request errors come as ``[{"message", "errorCode"}]``, record errors as
 ``{"statusCode", "message", "fields"}``. Every create/update/delete appends a CometD-shaped CDC message to
 ``change_events`` (and POSTs it to subscribers) with ``changeOrigin`` taken from the writer's
-``Sforce-Call-Options`` client, as Salesforce does.
+``Sforce-Call-Options`` client, as Salesforce does, and hands it to each of ``relays`` (the local stack's
+Event Relay puts it on the partner event bus, as Salesforce's Event Relay does in AWS).
 """
 
 from __future__ import annotations
@@ -109,6 +110,7 @@ class SalesforceSandbox(Sandbox):
         self.page_size = page_size
         self.records: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in FIELDS}
         self.change_events: list[dict[str, Any]] = []
+        self.relays: list[Callable[[dict[str, Any]], None]] = []  # each CDC message, as it is committed
         self._cursors: dict[str, list[dict[str, Any]]] = {}
         self._ids = itertools.count(1)
         self._commits = itertools.count(10_000_000)
@@ -195,6 +197,8 @@ class SalesforceSandbox(Sandbox):
             "channel": f"/data/{sobject}ChangeEvent",
         }
         self.change_events.append(message)
+        for relay in self.relays:
+            relay(message)
         if self.subscriptions:
             self.deliver(f"/data/{sobject}ChangeEvent", message)
 
@@ -435,6 +439,6 @@ def _where(clause: str) -> Callable[[dict[str, Any]], bool] | None:
         name = found["field"]
         return lambda r: str(r.get(name)) in values
     if found := WHERE_EQ.fullmatch(clause.strip()):
-        name, value = found["field"], found["value"]
-        return lambda r: str(r.get(name)) == value
+        name, value = found["field"], found["value"].lower()  # SOQL compares text case-insensitively
+        return lambda r: r.get(name) is not None and str(r.get(name)).lower() == value
     return None

@@ -10,6 +10,9 @@ from typing import Any
 
 import pytest
 
+# Every boto3 client of the suite checks its requests against the service model (syncline.adapters.aws).
+os.environ["SYNCLINE_AWS_PARAMETER_VALIDATION"] = "1"
+
 REPO = Path(__file__).resolve().parents[1]
 EVENTS = REPO / "events"
 SHARED_FIXTURES = REPO.parent / "shared" / "fixtures"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -15,12 +16,26 @@ if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
 
-_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=20)
+# botocore checks every request against the service model before sending it. The requests here are built
+# by this package, never from a caller's input, and AWS checks them again on arrival; the client-side
+# check of a worker's TransactWriteItems of 100 puts costs more CPU than building it (docs/PERFORMANCE.md).
+# So it is off where the code runs for real, and the test suite turns it on (tests/conftest.py), so a
+# malformed request still fails there with botocore's precise message even where moto is lenient.
+ENV_PARAMETER_VALIDATION = "SYNCLINE_AWS_PARAMETER_VALIDATION"
+
+
+def _config() -> Config:
+    return Config(
+        retries={"mode": "standard", "max_attempts": 5},
+        connect_timeout=5,
+        read_timeout=20,
+        parameter_validation=os.environ.get(ENV_PARAMETER_VALIDATION) == "1",
+    )
 
 
 @cache
 def _client(service: str) -> Any:
-    return boto3.session.Session().client(service, config=_CONFIG)  # type: ignore[call-overload]
+    return boto3.session.Session().client(service, config=_config())  # type: ignore[call-overload]
 
 
 def dynamodb() -> DynamoDBClient:

@@ -758,19 +758,15 @@ def _backfill(args: argparse.Namespace) -> int:
     from syncline.adapters.jobs import DynamoJobStore  # noqa: PLC0415
     from syncline.adapters.storefront_pg import PostgresStorefront  # noqa: PLC0415
     from syncline.erp.sage300 import Sage300Reader  # noqa: PLC0415
-    from syncline.ops.jobs import new_job, run_backfill  # noqa: PLC0415
-    from syncline.ops.reconcile import reconcilable  # noqa: PLC0415
+    from syncline.ops.jobs import backfill_coverage, new_job, run_backfill  # noqa: PLC0415
 
     ops = context(args)
-    pair = pair_context(ops, args.pair)
     declared = ops.config.pair(args.pair)
-    if not reconcilable(ops.config, declared):  # e.g. a price pair: its rows are not ICILOC's
-        print(
-            f"syncline: backfill loads one-way ERP -> PostgreSQL storefront inventory pairs today; "
-            f"{declared.name} is {declared.direction} {declared.entity} (not covered yet)",
-            file=sys.stderr,
-        )
+    reason = backfill_coverage(ops.config, declared)  # e.g. a price pair: its rows are not ICILOC's
+    if reason is not None:
+        print(f"syncline: {reason}", file=sys.stderr)
         return EXIT_USAGE
+    pair = pair_context(ops, args.pair)
     jobs = DynamoJobStore(ops.dynamodb, ops.table)
     if args.resume:
         job = jobs.load(args.resume)

@@ -43,7 +43,7 @@ from syncline.ops.reconcile import (
 )
 from syncline.ports import InventoryTarget, KnownState
 from syncline.sync import ENTITY, PairContext, pair_context, write_levels
-from syncline.topology import ONE_WAY_KINDS, TWO_WAY_KINDS
+from syncline.topology import ONE_WAY_KINDS, TWO_WAY_ENTITIES, TWO_WAY_KINDS
 from syncline.twoway import Outcome, RecordChanged, fingerprint
 
 if TYPE_CHECKING:
@@ -53,13 +53,26 @@ if TYPE_CHECKING:
 
 COMPARED_FIELDS = INVENTORY_FIELDS[2:9]  # on_hand ... active: what the sync writes to the storefront
 _VERSION = INVENTORY_FIELDS.index("source_version")
-# Every pair a worker serves: one-way inventory from sage300 into postgres, shopify or fracttal; one-way orders and
-# shipments; two-way pairs between the record stores.
+# One-way pairs reconcile has a reader per side and a repair for: entity -> (source kind, target kind). Only those
+# a worker serves (topology.ONE_WAY_KINDS) count; any other served pair is named in NOT_READ with the reason.
+READ_ONE_WAY: dict[str, frozenset[tuple[str, str]]] = {
+    "inventory_level": frozenset({("sage300", "postgres"), ("sage300", "shopify"), ("sage300", "fracttal")}),
+    "order": frozenset({("shopify", "oms")}),
+    "shipment": frozenset({("oms", "shopify")}),
+}
+NOT_READ: dict[tuple[str, str, str], str] = {
+    ("inventory_level", "sage300", "rest"): (
+        "reconcile has no reader for a rest inventory target yet: a generic API's list of levels carries no "
+        "location mapping Syncline could trust (compare it with the system's own report)"
+    ),
+    ("price", "sage300", "postgres"): "reconcile has no reader for price pairs yet",
+    ("price", "sage300", "shopify"): "reconcile has no reader for price pairs yet",
+}
 COVERED = "; ".join(
     [
         *(
             f"one-way {entity} from {source} into {' or '.join(sorted(t for s, t in combos if s == source))}"
-            for entity, combos in ONE_WAY_KINDS.items()
+            for entity, combos in ((e, READ_ONE_WAY.get(e, frozenset()) & c) for e, c in ONE_WAY_KINDS.items())
             for source in sorted({s for s, _ in combos})
         ),
         f"two-way pairs between {', '.join(sorted(TWO_WAY_KINDS))}",
@@ -109,21 +122,26 @@ class StorefrontRows(InventoryTarget, Protocol):
 
 # -- which pairs ---------------------------------------------------------------------------------------------
 def coverage(config: SynclineConfig, pair: Pair) -> str | None:
-    """None when reconcile covers ``pair`` (every pair a worker serves); else why not, naming what is covered."""
+    """None when reconcile covers ``pair`` (a reader for each side and a repair); else why not, naming what is
+    covered. Never claims a pair it cannot read: a pair a worker serves but reconcile does not says so."""
     source, target = config.systems[pair.source], config.systems[pair.target]
     kinds = (source.kind, target.kind)
-    if pair.direction == "two_way" and all(kind in TWO_WAY_KINDS for kind in kinds):
+    if pair.direction == "two_way" and all(
+        kind in TWO_WAY_KINDS and pair.entity in TWO_WAY_ENTITIES.get(kind, frozenset({pair.entity})) for kind in kinds
+    ):
         return None
-    if pair.direction == "one_way" and kinds in ONE_WAY_KINDS.get(pair.entity, frozenset()):
+    served = pair.direction == "one_way" and kinds in ONE_WAY_KINDS.get(pair.entity, frozenset())
+    if served and kinds in READ_ONE_WAY.get(pair.entity, frozenset()):
         if isinstance(target, FracttalSystem) and len(_target_locations(pair)) != 1:
             return (
                 f"{pair.name} maps {len(_target_locations(pair))} locations into {pair.target}, which holds one "
                 "quantity per spare part: give the pair one location ([pairs.filters] locations) to reconcile it"
             )
         return None
+    why = NOT_READ.get((pair.entity, *kinds), "not covered yet") if served else "not covered yet"
     return (
         f"reconcile covers {COVERED}; {pair.name} is {pair.direction} {pair.entity}, "
-        f"{source.kind} -> {target.kind} (not covered yet: compare it with the systems' own reports)"
+        f"{source.kind} -> {target.kind} ({why}: compare it with the systems' own reports)"
     )
 
 
@@ -175,6 +193,8 @@ def reconciliation(config: SynclineConfig, pair: Pair, using: Collaborators) -> 
         return _order_reconciliation(pair, labels, using)
     if pair.entity == "shipment":
         return _shipment_reconciliation(pair, labels, using)
+    if pair.entity != ENTITY:
+        raise LookupError(f"reconcile has no reader for one-way {pair.entity} pairs ({pair.name})")
     context = pair_context(config, pair)
     erp = using.erp(pair.source)
     writer = using.systems.inventory_target(pair.target)

@@ -44,7 +44,7 @@ from syncline.ops.reconcile import (
 from syncline.ports import InventoryTarget, KnownState
 from syncline.sync import ENTITY, PairContext, pair_context, write_levels
 from syncline.topology import ONE_WAY_KINDS, TWO_WAY_ENTITIES, TWO_WAY_KINDS
-from syncline.twoway import Outcome, RecordChanged, fingerprint
+from syncline.twoway import FieldSubset, Outcome, RecordChanged, fingerprint, shared_fields
 
 if TYPE_CHECKING:
     from syncline.review import ConflictReview
@@ -180,11 +180,12 @@ def reconciliation(config: SynclineConfig, pair: Pair, using: Collaborators) -> 
             for kind, name in missing.items()
             if isinstance(config.systems[name], ShopifySystem)
         }
+        fields = _shared_fields(using.systems, pair)
         return Reconciliation(
             pair.name,
             pair.entity,
-            RecordSide(_copies(using.systems, pair.source)),
-            RecordSide(_copies(using.systems, pair.target)),
+            RecordSide(_copies(using.systems, pair.source), fields),
+            RecordSide(_copies(using.systems, pair.target), fields),
             TwoWayRepair(pair.name, pair.entity, using.twoway, using.review),
             labels,
             two_way_notes,
@@ -406,16 +407,29 @@ def _copies(systems: SystemFactory, name: str) -> Callable[[int], Iterator[list[
     return lambda page_size: systems.record_copies(name, page_size)
 
 
+def _shared_fields(systems: SystemFactory, pair: Pair) -> tuple[str, ...] | None:
+    """The fields the pair's sync compares when one side stores fewer (``twoway.shared_fields``: a Salesforce
+    contact has no lifecycle stage); None when both sides are read whole."""
+    views = shared_fields([systems.record_system(pair.source), systems.record_system(pair.target)])
+    return next((view.fields for view in views if isinstance(view, FieldSubset)), None)
+
+
 @dataclass
 class RecordSide:
-    """Every record a two-way system holds, its values as the pair's sync reads them (versions are each system's
-    own, so they are not compared)."""
+    """Every record a two-way system holds, its values as the pair's sync reads them: narrowed to ``fields`` where
+    the pair's sync narrows them (versions are each system's own, so they are not compared)."""
 
     copies: Callable[[int], Iterator[list[tuple[str, Copy]]]]
+    fields: tuple[str, ...] | None = None
 
     def pages(self, page_size: int) -> Iterator[Sequence[Entry | Unmappable]]:
         for page in self.copies(page_size):
-            yield [Entry(key, dict(copy.values)) for key, copy in page]
+            yield [Entry(key, self._values(copy)) for key, copy in page]
+
+    def _values(self, copy: Copy) -> dict[str, Any]:
+        if self.fields is None:
+            return dict(copy.values)
+        return {name: copy.values.get(name) for name in self.fields}
 
 
 @dataclass

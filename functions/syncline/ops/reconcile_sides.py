@@ -30,7 +30,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
 from syncline.config import FracttalSystem, Pair, PostgresSystem, ShopifySystem, SynclineConfig
-from syncline.erp.sage300 import INVENTORY_FIELDS, MappingError, inventory_row, to_inventory_level
+from syncline.erp.sage300 import INVENTORY_FIELDS, MappingError, inventory_row, to_inventory_level, to_price
 from syncline.models import InventoryLevel, inventory_key
 from syncline.ops.reconcile import (
     ApplyReport,
@@ -41,7 +41,9 @@ from syncline.ops.reconcile import (
     Side,
     Unmappable,
 )
-from syncline.ports import InventoryTarget, KnownState
+from syncline.ports import InventoryTarget, KnownState, PriceTarget
+from syncline.prices import ENTITY as PRICE
+from syncline.prices import PricePair, write_prices
 from syncline.sync import ENTITY, PairContext, pair_context, write_levels
 from syncline.topology import ONE_WAY_KINDS, TWO_WAY_ENTITIES, TWO_WAY_KINDS
 from syncline.twoway import FieldSubset, Outcome, RecordChanged, fingerprint, shared_fields
@@ -59,14 +61,13 @@ READ_ONE_WAY: dict[str, frozenset[tuple[str, str]]] = {
     "inventory_level": frozenset({("sage300", "postgres"), ("sage300", "shopify"), ("sage300", "fracttal")}),
     "order": frozenset({("shopify", "oms")}),
     "shipment": frozenset({("oms", "shopify")}),
+    "price": frozenset({("sage300", "postgres"), ("sage300", "shopify")}),
 }
 NOT_READ: dict[tuple[str, str, str], str] = {
     ("inventory_level", "sage300", "rest"): (
         "reconcile has no reader for a rest inventory target yet: a generic API's list of levels carries no "
         "location mapping Syncline could trust (compare it with the system's own report)"
     ),
-    ("price", "sage300", "postgres"): "reconcile has no reader for price pairs yet",
-    ("price", "sage300", "shopify"): "reconcile has no reader for price pairs yet",
 }
 COVERED = "; ".join(
     [
@@ -194,6 +195,8 @@ def reconciliation(config: SynclineConfig, pair: Pair, using: Collaborators) -> 
         return _order_reconciliation(pair, labels, using)
     if pair.entity == "shipment":
         return _shipment_reconciliation(pair, labels, using)
+    if pair.entity == PRICE:
+        return _price_reconciliation(config, pair, labels, using)
     if pair.entity != ENTITY:
         raise LookupError(f"reconcile has no reader for one-way {pair.entity} pairs ({pair.name})")
     context = pair_context(config, pair)
@@ -653,3 +656,180 @@ class StoreFulfilmentSide:
                 if state is not None and plan_fulfillment(state, shipment).skip is not None:
                     found.append(Entry(shipment.shipment_id, {"fulfilled": True}))
             yield found
+
+
+# -- one-way prices: Sage 300 -> the storefront's prices table or a Shopify store's variants ---------------------
+PRICE_NOT_IN_ERP = (
+    "left: the ERP has no {price_list} price in {currency} for this SKU (deleted, or never priced there); the price "
+    "worker never unpublishes a price, so remove it from {system} by hand if the item is no longer sold"
+)
+PRICE_NO_VARIANT = (
+    "{system} shows no variant for this SKU's mapped inventory item (deleted there, or mapped wrongly: see "
+    "`syncline map`); apply reports it unchanged: Syncline never creates variants"
+)
+PRICE_AHEAD = "left: {system} holds a newer ERP version of this price; its guarded upsert would refuse the older one"
+
+
+class PriceReconcileSource(Protocol):
+    def iter_prices(
+        self, *, currency: str, price_lists: Sequence[str], page_size: int = ...
+    ) -> Iterator[list[dict[str, Any]]]: ...
+
+    def fetch_prices(
+        self, items: Iterable[str], *, currency: str, price_lists: Sequence[str]
+    ) -> list[dict[str, Any]]: ...
+
+
+def price_values(base: Any, compare_at: Any) -> dict[str, Any]:
+    """What a price pair compares: the price and the compare-at price, as plain decimal text (scales differ:
+    the ERP's six places, Shopify's two)."""
+    return {"price": _money(base), "compare_at": _money(compare_at)}
+
+
+def _money(value: Any) -> str | None:
+    return None if value is None else format(Decimal(str(value)).normalize(), "f")
+
+
+def _price_reconciliation(
+    config: SynclineConfig, pair: Pair, labels: tuple[str, str], using: Collaborators
+) -> Reconciliation:
+    from zoneinfo import ZoneInfo  # noqa: PLC0415
+
+    prices = PricePair.of(pair, ZoneInfo(config.systems[pair.source].timezone))
+    erp: PriceReconcileSource = using.erp(pair.source)  # type: ignore[assignment]
+    target = config.systems[pair.target]
+    selection = prices.selection
+    notes: dict[Kind, str] = {
+        "missing_in_source": PRICE_NOT_IN_ERP.format(
+            price_list=selection.price_list, currency=selection.currency, system=pair.target
+        )
+    }
+    target_side: Side
+    in_scope: Callable[[str], bool] = prices.accepts
+    if isinstance(target, ShopifySystem):
+        inventory_item = using.systems.shopify_inventory_item(pair.target)
+        # The store only sells what the identity map names for it: other ERP prices are not its business.
+        in_scope = lambda sku: prices.accepts(sku) and inventory_item(sku) is not None  # noqa: E731
+        target_side = ShopifyPriceSide(lambda size: using.systems.shopify_prices(pair.target, size), prices.accepts)
+        notes["missing_in_target"] = PRICE_NO_VARIANT.format(system=pair.target)
+    else:
+        storefront: Any = using.systems.price_target(pair.target)
+        target_side = StorefrontPriceSide(storefront, selection.price_list, selection.currency, prices.accepts)
+        notes["target_ahead"] = PRICE_AHEAD.format(system=pair.target)
+    return Reconciliation(
+        pair.name,
+        pair.entity,
+        ErpPriceSide(erp, prices, in_scope),
+        target_side,
+        PriceRepair(prices, erp, lambda: using.systems.price_target(pair.target), using.state),
+        labels,
+        notes,
+    )
+
+
+def _erp_prices(
+    rows: Iterable[Mapping[str, Any]], pair: PricePair
+) -> Iterator[tuple[str, Any, MappingError | ValueError | None]]:
+    """Each item's canonical price from its ICPRICP rows: (sku, Price or None, the error that prevented it)."""
+    by_item: dict[str, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        by_item.setdefault(str(row["ITEMNO"]), []).append(row)
+    for sku, item_rows in by_item.items():
+        try:
+            yield sku, to_price(item_rows, pair.selection, pair.tz), None
+        except (MappingError, ValueError) as exc:
+            yield sku, None, exc
+
+
+@dataclass
+class ErpPriceSide:
+    """The ERP's base prices on the pair's list and currency, mapped as the price worker maps them (``to_price``),
+    for the SKUs the pair's filters (and, for Shopify, the identity map) let through."""
+
+    reader: PriceReconcileSource
+    pair: PricePair
+    in_scope: Callable[[str], bool]
+
+    def pages(self, page_size: int) -> Iterator[Sequence[Entry | Unmappable]]:
+        selection = self.pair.selection
+        for rows in self.reader.iter_prices(
+            currency=selection.currency, price_lists=selection.price_lists, page_size=page_size
+        ):
+            page: list[Entry | Unmappable] = []
+            for sku, price, error in _erp_prices(rows, self.pair):
+                if not self.in_scope(sku):
+                    continue
+                if error is not None:
+                    page.append(Unmappable(sku, str(error), sku))
+                elif price is not None:  # None: priced on the compare-at list only, not on the pair's
+                    page.append(Entry(sku, price_values(price.base, price.compare_at), price.source_version))
+            yield page
+
+
+@dataclass
+class StorefrontPriceSide:
+    """The storefront's prices of the pair's list and currency, with the ERP version each was written at."""
+
+    storefront: Any  # PostgresStorefrontPrices
+    price_list: str
+    currency: str
+    accepts: Callable[[str], bool]
+
+    def pages(self, page_size: int) -> Iterator[Sequence[Entry | Unmappable]]:
+        for rows in self.storefront.iter_prices(
+            price_list=self.price_list, currency=self.currency, page_size=page_size
+        ):
+            yield [
+                Entry(sku, price_values(price, compare_at), version)
+                for sku, price, compare_at, version in rows
+                if self.accepts(sku)
+            ]
+
+
+@dataclass
+class ShopifyPriceSide:
+    """A store's variant prices, keyed by the identity map's SKU (Shopify keeps no ERP version)."""
+
+    variants: Callable[[int], Iterator[list[tuple[str, Any]]]]
+    accepts: Callable[[str], bool]
+
+    def pages(self, page_size: int) -> Iterator[Sequence[Entry | Unmappable]]:
+        seen: set[str] = set()
+        for page in self.variants(page_size):
+            found: list[Entry | Unmappable] = []
+            for sku, variant in page:
+                if sku in seen or not self.accepts(sku):
+                    continue
+                seen.add(sku)
+                found.append(Entry(sku, price_values(variant.price, variant.compare_at_price)))
+            yield found
+
+
+@dataclass
+class PriceRepair:
+    """Writes the *current* ERP prices of the SKUs that differ through the price worker's ``write_prices`` (the
+    storefront's version guard, or Shopify's read-compare-write per product; then the state cache). Prices the ERP
+    lacks and targets ahead are left: the worker never unpublishes a price, nor deletes in Shopify."""
+
+    pair: PricePair
+    source: PriceReconcileSource
+    target: Callable[[], PriceTarget]
+    state: Callable[[], ReconcileState]
+
+    def __call__(self, batch: Sequence[Discrepancy], result: ApplyReport) -> None:
+        skus = [d.key for d in batch if d.kind in ("missing_in_target", "mismatch")]
+        result.left += len(batch) - len(skus)
+        if not skus:
+            return
+        selection = self.pair.selection
+        rows = self.source.fetch_prices(skus, currency=selection.currency, price_lists=selection.price_lists)
+        current, rejected = [], 0
+        for sku, price, error in _erp_prices(rows, self.pair):
+            if error is not None:
+                result.rejected.append((sku, str(error)))
+                rejected += 1
+            elif price is not None:
+                current.append(price)
+        accepted = write_prices(current, target=self.target(), state=self.state(), pair=self.pair.name)
+        result.upserted += len(accepted)
+        result.unchanged += len(skus) - len(accepted) - rejected  # agreeing already, newer there, or not sold there

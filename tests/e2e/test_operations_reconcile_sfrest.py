@@ -1,19 +1,22 @@
-"""`syncline reconcile` of two-way pairs with a Salesforce org and a polled REST system, on the local stack (the
-Salesforce and generic REST sandboxes over real HTTP, the OMS and a record table in PostgreSQL): each side is listed
-in full through its own API's paging (SOQL's nextRecordsUrl, the REST list's cursor), discrepancies nobody notified
-are found exactly, --apply settles them through the pair's two-way sync, and a second compare agrees."""
+"""`syncline reconcile` of pairs with a Salesforce org or a generic REST system, on the local stack (the Salesforce
+and generic REST sandboxes over real HTTP, the OMS, a record table and the emulated ERP in PostgreSQL): two-way
+contacts and polled records, and ERP stock into a REST target. Each side is listed in full through its own API's
+paging (SOQL's nextRecordsUrl, the REST list's cursor or offset), discrepancies nobody notified are found exactly,
+--apply settles them through the pair's own write path, and a second compare agrees."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from syncline.adapters.pg_records import PostgresRecords
+from syncline.local.sage300 import Stock
 from syncline.local.stack import LocalStack
 from syncline.systems import ENV_ENDPOINTS
 from syncline.topology import rest_poll_schedule_id
@@ -72,6 +75,38 @@ entity = "product"
 direction = "two_way"
 """
 
+POS = """
+[systems.pos]
+kind = "rest"
+secret = "syncline/pos"
+base_url = "https://pos.example.com"
+auth = { kind = "api_key", header = "X-API-Key" }
+
+[systems.pos.entities.inventory_level]
+key_field = "key"
+list = { path = "/api/stock", records_path = "items" }
+get = { path = "/api/stock/{key}", record_path = "data" }
+upsert = { path = "/api/stock/{key}", method = "PUT", record_path = "data" }
+pagination = { style = "offset", page_size = 2, total_path = "total" }
+
+[systems.pos.entities.inventory_level.fields]
+key = "id"
+sku = "item.sku"
+location = "store"
+available = { source = "qty", transform = "decimal" }
+source_version = { source = "version", transform = "int" }
+
+[[pairs]]
+name = "erp-pos-stock"
+source = "sage300"
+target = "pos"
+entity = "inventory_level"
+[pairs.locations]
+"1" = "main"
+[pairs.filters]
+locations = ["1"]
+"""
+
 
 @pytest.fixture
 def crm(services: tuple[Any, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
@@ -85,6 +120,14 @@ def pim(services: tuple[Any, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPat
     with stack_with(services, tmp_path, PIM) as local:
         monkeypatch.setenv(ENV_ENDPOINTS, json.dumps({name: box.url for name, box in local.sandboxes.items()}))
         local.sandboxes["pim"].collections["products"].pagination = "cursor"
+        yield local
+
+
+@pytest.fixture
+def pos(services: tuple[Any, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
+    with stack_with(services, tmp_path, POS) as local:
+        monkeypatch.setenv(ENV_ENDPOINTS, json.dumps({name: box.url for name, box in local.sandboxes.items()}))
+        local.sandboxes["pos"].collections["stock"].pagination = "offset"
         yield local
 
 
@@ -203,3 +246,53 @@ def test_reconcile_of_a_polled_rest_system_and_a_record_table_settles_what_no_po
     code, again = _cli(pim, "reconcile", "pim-catalog", "--json", "--report", str(tmp_path / "b.json"))
     assert code == 0
     assert (again["before"]["compared"], again["before"]["consistency"]) == (6, 1.0)
+
+
+def test_reconcile_of_erp_stock_into_a_rest_target_writes_through_the_worker_and_never_deletes(
+    pos: LocalStack, tmp_path: Path
+) -> None:
+    # Given four levels synced into the POS (listed two per page) and one at a location the pair does not carry
+    stock = pos.sandboxes["pos"].collections["stock"].records
+    erp = pos.erp()
+    erp.add_items([(f"SKU-{i}", f"Item {i}") for i in range(1, 6)])
+    erp.set_stock([Stock(f"SKU-{i}", "1", Decimal(10 + i)) for i in range(1, 5)] + [Stock("SKU-5", "2", Decimal(3))])
+    pos.poll_erp()
+    pos.settle()
+    assert set(stock) == {f"SKU-{i}|main" for i in range(1, 5)}
+    code, clean = _cli(pos, "reconcile", "erp-pos-stock", "--json", "--report", str(tmp_path / "0.json"))
+    assert code == 0, clean
+    assert (clean["before"]["compared"], clean["before"]["consistency"]) == (4, 1.0)
+
+    # ...then a hand edit in the POS, a level lost there, a recount nobody polled yet, a level the ERP never had
+    with pos.sandboxes["pos"].lock:
+        stock["SKU-1|main"]["qty"] = "99"
+        del stock["SKU-2|main"]
+        stock["SKU-9|main"] = {"id": "SKU-9|main", "item": {"sku": "SKU-9"}, "store": "main", "qty": "1", "version": 1}
+    erp.set_stock([Stock("SKU-3", "1", Decimal(4))])
+
+    # When compared: exactly those four
+    code, dry = _cli(pos, "reconcile", "erp-pos-stock", "--json", "--report", str(tmp_path / "d.json"))
+    assert code == 4
+    assert _found(dry["before"]) == {
+        ("mismatch", "SKU-1|main"),
+        ("missing_in_target", "SKU-2|main"),
+        ("mismatch", "SKU-3|main"),
+        ("missing_in_source", "SKU-9|main"),
+    }
+    by_key = {d["key"]: d for d in dry["before"]["discrepancies"]}
+    assert by_key["SKU-1|main"]["fields"] == {"available": ["11", "99"]}
+    assert "never deletes from pos" in by_key["SKU-9|main"]["note"]
+
+    # When applied: the current ERP levels go through the worker's write path; the POS's own level is left
+    code, applied = _cli(pos, "reconcile", "erp-pos-stock", "--apply", "--json", "--report", str(tmp_path / "a.json"))
+    assert (applied["applied"]["upserted"], applied["applied"]["left"], applied["applied"]["deleted"]) == (3, 1, 0)
+    assert _found(applied["after"]) == {("missing_in_source", "SKU-9|main")} and code == 4
+    assert (Decimal(stock["SKU-1|main"]["qty"]), Decimal(stock["SKU-3|main"]["qty"])) == (11, 4)
+    assert Decimal(stock["SKU-2|main"]["qty"]) == 12 and "SKU-9|main" in stock
+
+    # Then, once the operator removes it as the note says, a second compare agrees
+    with pos.sandboxes["pos"].lock:
+        del stock["SKU-9|main"]
+    code, again = _cli(pos, "reconcile", "erp-pos-stock", "--json", "--report", str(tmp_path / "b.json"))
+    assert code == 0
+    assert (again["before"]["compared"], again["before"]["consistency"]) == (4, 1.0)

@@ -109,3 +109,28 @@ def _factory(config: SynclineConfig) -> SystemFactory:
         return _Lazy()
 
     return SystemFactory(config, secret=lambda name: {}, connection=no_connection)
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        ('list = { path = "/api/inventory_level" }\n', "declares no list endpoint"),
+        ('key_field = "key"', "maps neither sku and location nor the canonical key"),
+    ],
+)
+def test_a_rest_inventory_target_it_cannot_list_or_match_is_refused_precisely(
+    tmp_path: Path, change: str, said: str
+) -> None:
+    _config(tmp_path, "one_way", "inventory_level", "sage300", "rest")
+    text = (tmp_path / "syncline.toml").read_text()
+    if change.startswith("key_field"):  # the key is the system's own id, and neither sku nor location is mapped
+        text = text.replace(change, 'key_field = "id"').replace(
+            '{ key = "id", sku = "sku", location = "store", available = "qty"', '{ id = "id", available = "qty"'
+        )
+    else:
+        text = text.replace(change, "")
+    (tmp_path / "syncline.toml").write_text(text)
+    config = load_config(tmp_path / "syncline.toml")
+    build_topology(config)  # still a pair the worker serves
+    reason = coverage(config, config.pair("walked"))
+    assert reason is not None and said in reason and "dst.entities.inventory_level" in reason

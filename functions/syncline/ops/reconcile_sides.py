@@ -1,11 +1,16 @@
 """The sides and repairs ``syncline.ops.reconcile`` compares and runs, per kind of pair.
 
-- One-way ERP inventory (Sage 300 -> the PostgreSQL storefront, a Shopify store, a Fracttal warehouse): the
-  ERP's rows mapped exactly as the sync worker maps them, against the target's own records. The repair
-  fetches the *current* ERP rows of the keys to fix and writes them through ``syncline.sync.write_levels``
-  (the worker's path: the target's version guard or compare-and-swap, then the state cache). A row deleted
-  in the ERP is deleted from the storefront (re-checked against the ERP, guarded by the version the compare
-  saw); a Shopify product or a Fracttal spare part is never deleted: it is left and the report says why.
+- One-way ERP inventory (Sage 300 -> the PostgreSQL storefront, a Shopify store, a Fracttal warehouse, a ``rest``
+  system with a declared ``list`` endpoint): the ERP's rows mapped exactly as the sync worker maps them, against
+  the target's own records. The repair fetches the *current* ERP rows of the keys to fix and writes them through
+  ``syncline.sync.write_levels`` (the worker's path: the target's version guard or compare-and-swap, then the state
+  cache). A row deleted in the ERP is deleted from the storefront (re-checked against the ERP, guarded by the
+  version the compare saw); a Shopify product, a Fracttal spare part or a rest record is never deleted: it is left
+  and the report says why.
+- One-way ERP prices (Sage 300 ICPRICP -> the storefront's prices table, a Shopify store's variants): each SKU's
+  price as the price worker maps it (``to_price``), against the target's. The repair fetches the current prices
+  and writes them through ``syncline.prices.write_prices``; a price the ERP lacks is left (the worker never
+  unpublishes one).
 - One-way orders (a Shopify store -> the OMS): each store order's status, payment, total and lines against the
   OMS's. The repair hands the keys that differ to the order worker's ``RecordSync``, as if their notices had just
   arrived (fetched fresh, the OMS's guarded upsert); an order the store no longer has is left.
@@ -13,8 +18,8 @@
   store's fulfilment state of its order (``plan_fulfillment``: fulfilled, or its tracking number recorded). The
   store keeps fulfilments per order, so the store's side is read through the OMS's shipments: a fulfilment with
   no OMS shipment is not found. The repair re-runs the shipment worker for the ones missing.
-- Two-way pairs (PostgreSQL records, Shopify inventory, HubSpot contacts, OMS customers): every record either
-  side holds, its values as the pair's sync reads them. The repair runs the pair's ``TwoWaySync`` for each
+- Two-way pairs (PostgreSQL records, Shopify inventory, HubSpot and Salesforce contacts, OMS customers, polled
+  ``rest`` records): every record either side holds, its values as the pair's sync reads them. The repair runs the pair's ``TwoWaySync`` for each
   key that differs, so the configured conflict policy decides (never one side written blindly), echoes are
   expected before each write, and what no rule settles goes to the conflict list.
 
@@ -29,7 +34,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
-from syncline.config import FracttalSystem, Pair, PostgresSystem, ShopifySystem, SynclineConfig
+from syncline.config import FracttalSystem, Pair, PostgresSystem, RestSystem, ShopifySystem, SynclineConfig
 from syncline.erp.sage300 import INVENTORY_FIELDS, MappingError, inventory_row, to_inventory_level, to_price
 from syncline.models import InventoryLevel, inventory_key
 from syncline.ops.reconcile import (
@@ -58,17 +63,14 @@ _VERSION = INVENTORY_FIELDS.index("source_version")
 # One-way pairs reconcile has a reader per side and a repair for: entity -> (source kind, target kind). Only those
 # a worker serves (topology.ONE_WAY_KINDS) count; any other served pair is named in NOT_READ with the reason.
 READ_ONE_WAY: dict[str, frozenset[tuple[str, str]]] = {
-    "inventory_level": frozenset({("sage300", "postgres"), ("sage300", "shopify"), ("sage300", "fracttal")}),
+    "inventory_level": frozenset(
+        {("sage300", "postgres"), ("sage300", "shopify"), ("sage300", "fracttal"), ("sage300", "rest")}
+    ),
     "order": frozenset({("shopify", "oms")}),
     "shipment": frozenset({("oms", "shopify")}),
     "price": frozenset({("sage300", "postgres"), ("sage300", "shopify")}),
 }
-NOT_READ: dict[tuple[str, str, str], str] = {
-    ("inventory_level", "sage300", "rest"): (
-        "reconcile has no reader for a rest inventory target yet: a generic API's list of levels carries no "
-        "location mapping Syncline could trust (compare it with the system's own report)"
-    ),
-}
+NOT_READ: dict[tuple[str, str, str], str] = {}  # (entity, source kind, target kind) -> why: none today
 COVERED = "; ".join(
     [
         *(
@@ -138,12 +140,33 @@ def coverage(config: SynclineConfig, pair: Pair) -> str | None:
                 f"{pair.name} maps {len(_target_locations(pair))} locations into {pair.target}, which holds one "
                 "quantity per spare part: give the pair one location ([pairs.filters] locations) to reconcile it"
             )
+        if isinstance(target, RestSystem) and (unread := _rest_levels_unread(target, pair.target)) is not None:
+            return (
+                f"reconcile covers {COVERED}; {pair.name} is {pair.direction} {pair.entity}, "
+                f"{source.kind} -> {target.kind}, but {unread}: declare it to reconcile the pair"
+            )
         return None
     why = NOT_READ.get((pair.entity, *kinds), "not covered yet") if served else "not covered yet"
     return (
         f"reconcile covers {COVERED}; {pair.name} is {pair.direction} {pair.entity}, "
         f"{source.kind} -> {target.kind} ({why}: compare it with the systems' own reports)"
     )
+
+
+def _rest_levels_unread(system: RestSystem, name: str) -> str | None:
+    """Why a rest system's levels cannot be listed for a compare (None: they can): a ``list`` endpoint, and either
+    ``sku`` and ``location`` mapped or the canonical ``key`` (``SKU|LOCATION``) as the key field."""
+    from syncline.connectors.rest import INVENTORY_ENTITY, RestEntityConfig  # noqa: PLC0415 - httpx only where used
+
+    entity = RestEntityConfig.model_validate(system.entities[INVENTORY_ENTITY])
+    if entity.list is None:
+        return f"{name}.entities.{INVENTORY_ENTITY} declares no list endpoint (reconcile reads every level through it)"
+    if not {"sku", "location"} <= set(entity.fields) and entity.key_field != "key":
+        return (
+            f"{name}.entities.{INVENTORY_ENTITY} maps neither sku and location nor the canonical key as its "
+            "key_field, so a listed level cannot be matched to an ERP row"
+        )
+    return None
 
 
 def _target_locations(pair: Pair) -> set[str]:
@@ -219,6 +242,11 @@ def reconciliation(config: SynclineConfig, pair: Pair, using: Collaborators) -> 
         target_side = FracttalSide(using.systems.fracttal(pair.target), target.warehouse_code, location, pair)
         notes["missing_in_source"] = NOT_DELETED.format(system=pair.target)
         notes["missing_in_target"] = NOT_CREATED.format(system=pair.target)
+    elif isinstance(target, RestSystem):
+        compared = _rest_compared_fields(target)
+        project = _rest_values(compared)
+        target_side = RestLevelSide(using.systems.rest(pair.target), compared, _in_scope(pair))
+        notes["missing_in_source"] = REST_NOT_DELETED.format(system=pair.target)
     else:  # a target kind a worker serves but no reader here yet: say so rather than compare wrongly
         raise LookupError(f"reconcile has no reader for {target.kind} inventory targets yet ({pair.name})")
     return Reconciliation(
@@ -337,6 +365,69 @@ class FracttalSide:
             if not any(self.pair.filters.accepts(item.match_code, source) for source in self.pair.locations):
                 continue
             page.append(Entry(inventory_key(item.match_code, self.location), {"stock": item.stock}))
+            if len(page) >= page_size:
+                yield page
+                page = []
+        yield page
+
+
+REST_NOT_DELETED = (
+    "left: reconcile never deletes from {system} (a generic API declares no delete); the ERP no longer has this "
+    "row, so remove it there by hand if it is really gone"
+)
+_QUANTITIES = frozenset({"on_hand", "reserved", "available", "on_order"})
+
+
+def _rest_compared_fields(system: RestSystem) -> tuple[str, ...]:
+    """The synced fields the rest system's mapping holds (what it was sent is all it can show back)."""
+    from syncline.connectors.rest import INVENTORY_ENTITY  # noqa: PLC0415
+
+    mapped = system.entities[INVENTORY_ENTITY].get("fields") or {}
+    return tuple(name for name in COMPARED_FIELDS if name in mapped)
+
+
+def _comparable(name: str, value: Any) -> Any:
+    """One value as both sides can agree on it: quantities as plain decimal text (JSON numbers, strings and the
+    ERP's decimals of any scale), the rest as they are."""
+    if value is None or name not in _QUANTITIES:
+        return value
+    try:
+        return format(Decimal(str(value)).normalize(), "f")
+    except ArithmeticError:
+        return str(value)
+
+
+def _rest_values(compared: tuple[str, ...]) -> Callable[[tuple[Any, ...]], dict[str, Any]]:
+    def project(row: tuple[Any, ...]) -> dict[str, Any]:
+        return {name: _comparable(name, row[INVENTORY_FIELDS.index(name)]) for name in compared}
+
+    return project
+
+
+@dataclass
+class RestLevelSide:
+    """A rest system's levels through its declared ``list`` endpoint and pagination, keyed ``SKU|LOCATION`` (from
+    the mapped sku and location, else the canonical key), within the pair's filters and locations."""
+
+    connector: Any  # RestConnector
+    compared: tuple[str, ...]
+    in_scope: Callable[[str, str], bool]
+
+    def pages(self, page_size: int) -> Iterator[Sequence[Entry | Unmappable]]:
+        from syncline.connectors.rest import INVENTORY_ENTITY  # noqa: PLC0415
+
+        page: list[Entry | Unmappable] = []
+        for record in self.connector.records(INVENTORY_ENTITY):
+            sku, location = record.get("sku"), record.get("location")
+            if (sku is None or location is None) and "|" in str(record.get("key") or ""):
+                sku, _, location = str(record["key"]).rpartition("|")
+            if sku is None or location is None or not self.in_scope(str(sku), str(location)):
+                continue
+            version = record.get("source_version")
+            values = {name: _comparable(name, record.get(name)) for name in self.compared}
+            page.append(
+                Entry(inventory_key(str(sku), str(location)), values, int(version) if version is not None else None)
+            )
             if len(page) >= page_size:
                 yield page
                 page = []

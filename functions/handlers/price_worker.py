@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from handlers import initialised
 from handlers.dependencies import dependencies
 from handlers.observability import logger, metrics
 from handlers.sync_worker import RetryLater, processor, report_batch
@@ -44,3 +45,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             raise RetryLater(result.failure or "transient failure")
 
     return dict(process_partial_response(event=event, record_handler=verdict, processor=processor, context=context))
+
+
+initialised()

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 ENV_ENDPOINTS = "SYNCLINE_ENDPOINTS"
 INVENTORY_ITEM = "inventory_item"  # identity map entity: SKU -> each store's InventoryItem id
+PRODUCT_PAGE_VARIANTS = 25  # variants read per product in a page of products (Shopify's query cost cap)
 OAUTH_KINDS = frozenset({"fracttal", "salesforce"})  # systems whose token the scheduled refresher keeps fresh
 
 
@@ -417,15 +418,44 @@ class SystemFactory:
         if isinstance(system, ShopifySystem):
             from syncline.connectors.shopify import ShopifyPriceTarget  # noqa: PLC0415
 
-            identity = self.identity
-
-            def inventory_item(sku: str) -> str | None:
-                mapped = identity.get(INVENTORY_ITEM, sku) if identity else None
-                item = mapped.ids.get(name) if mapped else None
-                return shopify_gid("InventoryItem", item) if item else None
-
-            return ShopifyPriceTarget(self.shopify(name), inventory_item)
+            return ShopifyPriceTarget(self.shopify(name), self.shopify_inventory_item(name))
         raise LookupError(f"system {name!r} ({system.kind}) cannot be a price target")
+
+    def shopify_inventory_item(self, name: str) -> Callable[[str], str | None]:
+        """SKU -> the store's InventoryItem GID from the identity map (None: the store does not sell it)."""
+        identity = self.identity
+
+        def inventory_item(sku: str) -> str | None:
+            mapped = identity.get(INVENTORY_ITEM, sku) if identity else None
+            item = mapped.ids.get(name) if mapped else None
+            return shopify_gid("InventoryItem", item) if item else None
+
+        return inventory_item
+
+    def shopify_prices(self, name: str, page_size: int = 10) -> Iterator[list[tuple[str, Any]]]:
+        """Every variant the store sells whose inventory item the identity map names, as (SKU, variant) pages, one
+        page per page of products (variants of items nobody mapped are not Syncline's and are left out)."""
+        self._shopify_system(name)
+        admin, identity = self.shopify(name), self.identity
+        after: str | None = None
+        while True:
+            products = admin.products_page(first=min(page_size, 10), after=after, variants=PRODUCT_PAGE_VARIANTS)
+            page: list[tuple[str, Any]] = []
+            for listed in products.items:
+                # A product listed with as many variants as a page reads may have more: read it whole.
+                whole = admin.product(listed.id) if len(listed.variants) >= PRODUCT_PAGE_VARIANTS else None
+                product = whole or listed
+                for variant in product.variants:
+                    item = (
+                        shopify_gid("InventoryItem", variant.inventory_item_id) if variant.inventory_item_id else None
+                    )
+                    sku = identity.key_of(INVENTORY_ITEM, name, item) if identity is not None and item else None
+                    if sku is not None:
+                        page.append((sku, variant))
+            yield page
+            if not products.has_next_page:
+                return
+            after = products.end_cursor
 
 
 @dataclass

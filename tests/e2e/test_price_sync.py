@@ -162,11 +162,15 @@ def test_an_erp_price_change_reaches_the_storefront_and_shopify_once_and_bad_row
     assert code == 4 and sorted(m["keys"] for m in left) == [["SKU-GHOST"], ["SKU-GHOST"]]
 
 
-def test_backfill_and_reconcile_refuse_a_price_pair_instead_of_loading_stock_into_it(stack: LocalStack) -> None:
+def test_backfill_refuses_a_price_pair_instead_of_loading_stock_into_it(
+    stack: LocalStack, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = str(stack.config_file)  # type: ignore[attr-defined]
-    for command in ("backfill", "reconcile"):
-        code, _ = run_cli(stack, command, "erp-storefront-prices", "--config", config)
-        assert code == 2, command
+    code, _ = run_cli(stack, "backfill", "erp-storefront-prices", "--config", config)
+    assert code == 2
+    said = capsys.readouterr().err
+    assert "backfill loads one-way inventory_level pairs from sage300 into postgres" in said
+    assert "erp-storefront-prices is one_way price, sage300 -> postgres" in said
     assert stack.storefront().execute("SELECT count(*) FROM inventory_levels").fetchone()[0] == 0
 
 

@@ -147,6 +147,6 @@ entity = "inventory_level"
     contacts = coverage(config, config.pair("oms-to-shop-contacts"))
     assert contacts is not None and "one_way contact, oms -> shopify (not covered yet" in contacts
     assert "one-way shipment from oms into shopify" in contacts
-    assert "two-way pairs between hubspot, oms, postgres, shopify" in contacts
+    assert "two-way pairs between hubspot, oms, postgres, rest, salesforce, shopify" in contacts
     cmms = coverage(config, config.pair("erp-cmms"))
     assert cmms is not None and "one location" in cmms

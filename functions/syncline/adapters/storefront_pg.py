@@ -7,6 +7,7 @@ older delivery never replaces newer data, whatever order messages arrive in.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from decimal import Decimal
 from typing import Any
 
 from syncline.canonical.entities import Price
@@ -193,3 +194,26 @@ class PostgresStorefrontPrices:
         ]
         columns = [list(column) for column in zip(*rows, strict=True)]
         return {sku for (sku,) in self._connection().execute(UPSERT_PRICES_SQL, columns).fetchall()}
+
+    def iter_prices(
+        self, *, price_list: str, currency: str, page_size: int = 5000
+    ) -> Iterator[list[tuple[str, Decimal, Decimal | None, int]]]:
+        """Every (sku, price, compare_at, source_version) of one price list and currency, in keyset pages by SKU
+        (reconciliation reads it all)."""
+        after = ""
+        while True:
+            rows = (
+                self._connection()
+                .execute(
+                    "SELECT sku, price, compare_at, source_version FROM prices WHERE price_list = %s AND currency = %s "
+                    "AND sku > %s ORDER BY sku LIMIT %s",
+                    [price_list, currency, after, page_size],
+                )
+                .fetchall()
+            )
+            page = [(str(sku), price, compare_at, int(version)) for sku, price, compare_at, version in rows]
+            if page:
+                yield page
+            if len(page) < page_size:
+                return
+            after = page[-1][0]

@@ -439,6 +439,20 @@ class RestRecords:
         version = record.get("source_version")
         return Copy(values, _when(record.get("updated_at")), int(version) if version is not None else None)
 
+    def iter_copies(self, page_size: int = 500) -> Iterator[list[tuple[str, Copy]]]:
+        """Every record the declared list endpoint returns (its own pagination), keyed by the mapped key, in pages
+        of ``page_size`` (reconcile's full compare). Records without a key are not Syncline's to compare."""
+        page: list[tuple[str, Copy]] = []
+        for record in self.connector.records(self.entity):
+            key = record.get(self._key_field)
+            if key in (None, ""):
+                continue
+            page.append((str(key), self.copy(record)))
+            if len(page) >= page_size:
+                yield page
+                page = []
+        yield page
+
     def write(self, key: str, values: Mapping[str, Any], *, expected_version: int | None) -> Copy:
         current = self.read(key)
         moved = (current is None and expected_version is not None) or (

@@ -173,6 +173,15 @@ def fetch_prices_sql(lists: int, items: int) -> str:
     )
 
 
+def priced_items_page_sql(lists: int, first: bool) -> str:
+    """Keyset page of the items with a base price on some lists in one currency (reconcile's full read)."""
+    after = "" if first else f"AND {keyset_after(('p.ITEMNO',))} "
+    return (
+        f"SELECT p.ITEMNO FROM ICPRICP p WHERE p.CURRENCY = %s AND p.DPRICETYPE = %s "
+        f"AND {in_list('p.PRICELIST', lists)} {after}GROUP BY p.ITEMNO {first_rows(('p.ITEMNO',))}"
+    )
+
+
 @dataclass(frozen=True)
 class StampedKey:
     """One row seen by a change scan: its keyset position and its key values."""
@@ -256,6 +265,24 @@ class Sage300Reader:
             sql = fetch_prices_sql(len(price_lists), len(chunk))
             rows.extend(dict(zip(PRICE_FIELDS, row, strict=True)) for row in self._query(sql, params))
         return rows
+
+    def iter_prices(
+        self, *, currency: str, price_lists: Sequence[str], page_size: int = 1000
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Every base price in ``currency`` on ``price_lists``, as :meth:`fetch_prices` rows, in pages of at most
+        ``page_size`` items (keyset on the item number; an item's rows are never split across pages)."""
+        after: object | None = None
+        size = min(page_size, MAX_IN_LIST)
+        while True:
+            head: list[object] = [currency, BASE_PRICE_QUANTITY, *price_lists]
+            params = [*head, size] if after is None else [*head, *keyset_params((after,)), size]
+            raw = [row[0] for row in self._query(priced_items_page_sql(len(price_lists), after is None), params)]
+            if not raw:
+                return
+            yield self.fetch_prices([str(item).rstrip() for item in raw], currency=currency, price_lists=price_lists)
+            if len(raw) < size:
+                return
+            after = raw[-1]
 
     def _query(self, sql: str, params: Sequence[object]) -> list[Any]:
         cursor = self._connection().cursor()

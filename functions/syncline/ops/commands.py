@@ -141,14 +141,17 @@ def add_commands(commands: Any) -> None:
         "full JSON report.\n\n"
         "covered pairs:\n"
         "  one-way inventory_level from sage300 into postgres (every synced field), shopify (the store's "
-        "quantity)\n  or fracttal (spare-part stock); one-way order from shopify into oms (status, payment, total, "
-        "lines);\n  one-way shipment from oms into shopify (each shipped parcel fulfilled in the store); two-way "
-        "pairs\n  between postgres, shopify, hubspot and oms.\n"
-        "  Any other pair exits 2 and says so.\n\n"
+        "quantity),\n  fracttal (spare-part stock) or rest (the mapped fields, through the declared list endpoint);\n"
+        "  one-way price from sage300 into postgres (the prices table) or shopify (variant prices of mapped SKUs);\n"
+        "  one-way order from shopify into oms (status, payment, total, lines); one-way shipment from oms into\n"
+        "  shopify (each shipped parcel fulfilled in the store); two-way pairs between postgres, shopify, hubspot,\n"
+        "  oms, salesforce (contacts, one SOQL query) and rest (the declared list endpoint).\n"
+        "  Any other pair exits 2 and says why (e.g. a rest target declaring no list endpoint).\n\n"
         "--apply then repairs in batches through the pair's normal write path, never from the compare's snapshot: "
         "one-way, the current ERP rows are written as the sync worker writes them (version guard or "
         "compare-and-swap, state cache committed); a storefront row the ERP lost is deleted after a re-check, "
-        "but a Shopify product or Fracttal part is never deleted (left, with a note saying why). Two-way, the "
+        "but a Shopify product, a Fracttal part or a rest system's record is never deleted (left, with a note saying "
+        "why). Prices are written through the price worker's path; a price the ERP lacks is left. Two-way, the "
         "pair's own sync runs for each differing key, so its conflict policy decides; what no rule settles goes "
         "to `syncline conflicts list`. Orders and shipments are re-run through their worker (fetched fresh, guarded upsert or a fulfilment "
         "created once). A second compare verifies the result.\n\n"
@@ -758,19 +761,15 @@ def _backfill(args: argparse.Namespace) -> int:
     from syncline.adapters.jobs import DynamoJobStore  # noqa: PLC0415
     from syncline.adapters.storefront_pg import PostgresStorefront  # noqa: PLC0415
     from syncline.erp.sage300 import Sage300Reader  # noqa: PLC0415
-    from syncline.ops.jobs import new_job, run_backfill  # noqa: PLC0415
-    from syncline.ops.reconcile import reconcilable  # noqa: PLC0415
+    from syncline.ops.jobs import backfill_coverage, new_job, run_backfill  # noqa: PLC0415
 
     ops = context(args)
-    pair = pair_context(ops, args.pair)
     declared = ops.config.pair(args.pair)
-    if not reconcilable(ops.config, declared):  # e.g. a price pair: its rows are not ICILOC's
-        print(
-            f"syncline: backfill loads one-way ERP -> PostgreSQL storefront inventory pairs today; "
-            f"{declared.name} is {declared.direction} {declared.entity} (not covered yet)",
-            file=sys.stderr,
-        )
+    reason = backfill_coverage(ops.config, declared)  # e.g. a price pair: its rows are not ICILOC's
+    if reason is not None:
+        print(f"syncline: {reason}", file=sys.stderr)
         return EXIT_USAGE
+    pair = pair_context(ops, args.pair)
     jobs = DynamoJobStore(ops.dynamodb, ops.table)
     if args.resume:
         job = jobs.load(args.resume)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
+from syncline.config import Pair, SynclineConfig
 from syncline.erp.sage300 import INVENTORY_FIELDS, MappingError, inventory_row
 from syncline.stamps import stamp_of, version_of
 from syncline.sync import PairContext
@@ -79,6 +80,20 @@ class ResumableSource(Protocol):
 
 class BulkTarget(Protocol):
     def bulk_load(self, rows: Any) -> int: ...
+
+
+BACKFILLED = "one-way inventory_level pairs from sage300 into postgres (a PostgreSQL storefront)"
+
+
+def backfill_coverage(config: SynclineConfig, pair: Pair) -> str | None:
+    """None when backfill can load ``pair`` (its bulk path is ICILOC -> a storefront's COPY); else why not."""
+    kinds = (config.systems[pair.source].kind, config.systems[pair.target].kind)
+    if pair.direction == "one_way" and pair.entity == "inventory_level" and kinds == ("sage300", "postgres"):
+        return None
+    return (
+        f"backfill loads {BACKFILLED}; {pair.name} is {pair.direction} {pair.entity}, {kinds[0]} -> {kinds[1]} "
+        "(use `syncline reconcile --apply` to converge it)"
+    )
 
 
 def new_job(pair: str, *, since: datetime | None, page_size: int) -> BackfillJob:

@@ -1,11 +1,16 @@
 """The sides and repairs ``syncline.ops.reconcile`` compares and runs, per kind of pair.
 
-- One-way ERP inventory (Sage 300 -> the PostgreSQL storefront, a Shopify store, a Fracttal warehouse): the
-  ERP's rows mapped exactly as the sync worker maps them, against the target's own records. The repair
-  fetches the *current* ERP rows of the keys to fix and writes them through ``syncline.sync.write_levels``
-  (the worker's path: the target's version guard or compare-and-swap, then the state cache). A row deleted
-  in the ERP is deleted from the storefront (re-checked against the ERP, guarded by the version the compare
-  saw); a Shopify product or a Fracttal spare part is never deleted: it is left and the report says why.
+- One-way ERP inventory (Sage 300 -> the PostgreSQL storefront, a Shopify store, a Fracttal warehouse, a ``rest``
+  system with a declared ``list`` endpoint): the ERP's rows mapped exactly as the sync worker maps them, against
+  the target's own records. The repair fetches the *current* ERP rows of the keys to fix and writes them through
+  ``syncline.sync.write_levels`` (the worker's path: the target's version guard or compare-and-swap, then the state
+  cache). A row deleted in the ERP is deleted from the storefront (re-checked against the ERP, guarded by the
+  version the compare saw); a Shopify product, a Fracttal spare part or a rest record is never deleted: it is left
+  and the report says why.
+- One-way ERP prices (Sage 300 ICPRICP -> the storefront's prices table, a Shopify store's variants): each SKU's
+  price as the price worker maps it (``to_price``), against the target's. The repair fetches the current prices
+  and writes them through ``syncline.prices.write_prices``; a price the ERP lacks is left (the worker never
+  unpublishes one).
 - One-way orders (a Shopify store -> the OMS): each store order's status, payment, total and lines against the
   OMS's. The repair hands the keys that differ to the order worker's ``RecordSync``, as if their notices had just
   arrived (fetched fresh, the OMS's guarded upsert); an order the store no longer has is left.
@@ -13,8 +18,8 @@
   store's fulfilment state of its order (``plan_fulfillment``: fulfilled, or its tracking number recorded). The
   store keeps fulfilments per order, so the store's side is read through the OMS's shipments: a fulfilment with
   no OMS shipment is not found. The repair re-runs the shipment worker for the ones missing.
-- Two-way pairs (PostgreSQL records, Shopify inventory, HubSpot contacts, OMS customers): every record either
-  side holds, its values as the pair's sync reads them. The repair runs the pair's ``TwoWaySync`` for each
+- Two-way pairs (PostgreSQL records, Shopify inventory, HubSpot and Salesforce contacts, OMS customers, polled
+  ``rest`` records): every record either side holds, its values as the pair's sync reads them. The repair runs the pair's ``TwoWaySync`` for each
   key that differs, so the configured conflict policy decides (never one side written blindly), echoes are
   expected before each write, and what no rule settles goes to the conflict list.
 
@@ -29,8 +34,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
-from syncline.config import FracttalSystem, Pair, PostgresSystem, ShopifySystem, SynclineConfig
-from syncline.erp.sage300 import INVENTORY_FIELDS, MappingError, inventory_row, to_inventory_level
+from syncline.config import FracttalSystem, Pair, PostgresSystem, RestSystem, ShopifySystem, SynclineConfig
+from syncline.erp.sage300 import INVENTORY_FIELDS, MappingError, inventory_row, to_inventory_level, to_price
 from syncline.models import InventoryLevel, inventory_key
 from syncline.ops.reconcile import (
     ApplyReport,
@@ -41,10 +46,12 @@ from syncline.ops.reconcile import (
     Side,
     Unmappable,
 )
-from syncline.ports import InventoryTarget, KnownState
+from syncline.ports import InventoryTarget, KnownState, PriceTarget
+from syncline.prices import ENTITY as PRICE
+from syncline.prices import PricePair, write_prices
 from syncline.sync import ENTITY, PairContext, pair_context, write_levels
-from syncline.topology import ONE_WAY_KINDS, TWO_WAY_KINDS
-from syncline.twoway import Outcome, RecordChanged, fingerprint
+from syncline.topology import ONE_WAY_KINDS, TWO_WAY_ENTITIES, TWO_WAY_KINDS
+from syncline.twoway import FieldSubset, Outcome, RecordChanged, fingerprint, shared_fields
 
 if TYPE_CHECKING:
     from syncline.review import ConflictReview
@@ -53,13 +60,22 @@ if TYPE_CHECKING:
 
 COMPARED_FIELDS = INVENTORY_FIELDS[2:9]  # on_hand ... active: what the sync writes to the storefront
 _VERSION = INVENTORY_FIELDS.index("source_version")
-# Every pair a worker serves: one-way inventory from sage300 into postgres, shopify or fracttal; one-way orders and
-# shipments; two-way pairs between the record stores.
+# One-way pairs reconcile has a reader per side and a repair for: entity -> (source kind, target kind). Only those
+# a worker serves (topology.ONE_WAY_KINDS) count; any other served pair is named in NOT_READ with the reason.
+READ_ONE_WAY: dict[str, frozenset[tuple[str, str]]] = {
+    "inventory_level": frozenset(
+        {("sage300", "postgres"), ("sage300", "shopify"), ("sage300", "fracttal"), ("sage300", "rest")}
+    ),
+    "order": frozenset({("shopify", "oms")}),
+    "shipment": frozenset({("oms", "shopify")}),
+    "price": frozenset({("sage300", "postgres"), ("sage300", "shopify")}),
+}
+NOT_READ: dict[tuple[str, str, str], str] = {}  # (entity, source kind, target kind) -> why: none today
 COVERED = "; ".join(
     [
         *(
             f"one-way {entity} from {source} into {' or '.join(sorted(t for s, t in combos if s == source))}"
-            for entity, combos in ONE_WAY_KINDS.items()
+            for entity, combos in ((e, READ_ONE_WAY.get(e, frozenset()) & c) for e, c in ONE_WAY_KINDS.items())
             for source in sorted({s for s, _ in combos})
         ),
         f"two-way pairs between {', '.join(sorted(TWO_WAY_KINDS))}",
@@ -109,22 +125,48 @@ class StorefrontRows(InventoryTarget, Protocol):
 
 # -- which pairs ---------------------------------------------------------------------------------------------
 def coverage(config: SynclineConfig, pair: Pair) -> str | None:
-    """None when reconcile covers ``pair`` (every pair a worker serves); else why not, naming what is covered."""
+    """None when reconcile covers ``pair`` (a reader for each side and a repair); else why not, naming what is
+    covered. Never claims a pair it cannot read: a pair a worker serves but reconcile does not says so."""
     source, target = config.systems[pair.source], config.systems[pair.target]
     kinds = (source.kind, target.kind)
-    if pair.direction == "two_way" and all(kind in TWO_WAY_KINDS for kind in kinds):
+    if pair.direction == "two_way" and all(
+        kind in TWO_WAY_KINDS and pair.entity in TWO_WAY_ENTITIES.get(kind, frozenset({pair.entity})) for kind in kinds
+    ):
         return None
-    if pair.direction == "one_way" and kinds in ONE_WAY_KINDS.get(pair.entity, frozenset()):
+    served = pair.direction == "one_way" and kinds in ONE_WAY_KINDS.get(pair.entity, frozenset())
+    if served and kinds in READ_ONE_WAY.get(pair.entity, frozenset()):
         if isinstance(target, FracttalSystem) and len(_target_locations(pair)) != 1:
             return (
                 f"{pair.name} maps {len(_target_locations(pair))} locations into {pair.target}, which holds one "
                 "quantity per spare part: give the pair one location ([pairs.filters] locations) to reconcile it"
             )
+        if isinstance(target, RestSystem) and (unread := _rest_levels_unread(target, pair.target)) is not None:
+            return (
+                f"reconcile covers {COVERED}; {pair.name} is {pair.direction} {pair.entity}, "
+                f"{source.kind} -> {target.kind}, but {unread}: declare it to reconcile the pair"
+            )
         return None
+    why = NOT_READ.get((pair.entity, *kinds), "not covered yet") if served else "not covered yet"
     return (
         f"reconcile covers {COVERED}; {pair.name} is {pair.direction} {pair.entity}, "
-        f"{source.kind} -> {target.kind} (not covered yet: compare it with the systems' own reports)"
+        f"{source.kind} -> {target.kind} ({why}: compare it with the systems' own reports)"
     )
+
+
+def _rest_levels_unread(system: RestSystem, name: str) -> str | None:
+    """Why a rest system's levels cannot be listed for a compare (None: they can): a ``list`` endpoint, and either
+    ``sku`` and ``location`` mapped or the canonical ``key`` (``SKU|LOCATION``) as the key field."""
+    from syncline.connectors.rest import INVENTORY_ENTITY, RestEntityConfig  # noqa: PLC0415 - httpx only where used
+
+    entity = RestEntityConfig.model_validate(system.entities[INVENTORY_ENTITY])
+    if entity.list is None:
+        return f"{name}.entities.{INVENTORY_ENTITY} declares no list endpoint (reconcile reads every level through it)"
+    if not {"sku", "location"} <= set(entity.fields) and entity.key_field != "key":
+        return (
+            f"{name}.entities.{INVENTORY_ENTITY} maps neither sku and location nor the canonical key as its "
+            "key_field, so a listed level cannot be matched to an ERP row"
+        )
+    return None
 
 
 def _target_locations(pair: Pair) -> set[str]:
@@ -162,11 +204,12 @@ def reconciliation(config: SynclineConfig, pair: Pair, using: Collaborators) -> 
             for kind, name in missing.items()
             if isinstance(config.systems[name], ShopifySystem)
         }
+        fields = _shared_fields(using.systems, pair)
         return Reconciliation(
             pair.name,
             pair.entity,
-            RecordSide(_copies(using.systems, pair.source)),
-            RecordSide(_copies(using.systems, pair.target)),
+            RecordSide(_copies(using.systems, pair.source), fields),
+            RecordSide(_copies(using.systems, pair.target), fields),
             TwoWayRepair(pair.name, pair.entity, using.twoway, using.review),
             labels,
             two_way_notes,
@@ -175,6 +218,10 @@ def reconciliation(config: SynclineConfig, pair: Pair, using: Collaborators) -> 
         return _order_reconciliation(pair, labels, using)
     if pair.entity == "shipment":
         return _shipment_reconciliation(pair, labels, using)
+    if pair.entity == PRICE:
+        return _price_reconciliation(config, pair, labels, using)
+    if pair.entity != ENTITY:
+        raise LookupError(f"reconcile has no reader for one-way {pair.entity} pairs ({pair.name})")
     context = pair_context(config, pair)
     erp = using.erp(pair.source)
     writer = using.systems.inventory_target(pair.target)
@@ -195,6 +242,11 @@ def reconciliation(config: SynclineConfig, pair: Pair, using: Collaborators) -> 
         target_side = FracttalSide(using.systems.fracttal(pair.target), target.warehouse_code, location, pair)
         notes["missing_in_source"] = NOT_DELETED.format(system=pair.target)
         notes["missing_in_target"] = NOT_CREATED.format(system=pair.target)
+    elif isinstance(target, RestSystem):
+        compared = _rest_compared_fields(target)
+        project = _rest_values(compared)
+        target_side = RestLevelSide(using.systems.rest(pair.target), compared, _in_scope(pair))
+        notes["missing_in_source"] = REST_NOT_DELETED.format(system=pair.target)
     else:  # a target kind a worker serves but no reader here yet: say so rather than compare wrongly
         raise LookupError(f"reconcile has no reader for {target.kind} inventory targets yet ({pair.name})")
     return Reconciliation(
@@ -319,6 +371,69 @@ class FracttalSide:
         yield page
 
 
+REST_NOT_DELETED = (
+    "left: reconcile never deletes from {system} (a generic API declares no delete); the ERP no longer has this "
+    "row, so remove it there by hand if it is really gone"
+)
+_QUANTITIES = frozenset({"on_hand", "reserved", "available", "on_order"})
+
+
+def _rest_compared_fields(system: RestSystem) -> tuple[str, ...]:
+    """The synced fields the rest system's mapping holds (what it was sent is all it can show back)."""
+    from syncline.connectors.rest import INVENTORY_ENTITY  # noqa: PLC0415
+
+    mapped = system.entities[INVENTORY_ENTITY].get("fields") or {}
+    return tuple(name for name in COMPARED_FIELDS if name in mapped)
+
+
+def _comparable(name: str, value: Any) -> Any:
+    """One value as both sides can agree on it: quantities as plain decimal text (JSON numbers, strings and the
+    ERP's decimals of any scale), the rest as they are."""
+    if value is None or name not in _QUANTITIES:
+        return value
+    try:
+        return format(Decimal(str(value)).normalize(), "f")
+    except ArithmeticError:
+        return str(value)
+
+
+def _rest_values(compared: tuple[str, ...]) -> Callable[[tuple[Any, ...]], dict[str, Any]]:
+    def project(row: tuple[Any, ...]) -> dict[str, Any]:
+        return {name: _comparable(name, row[INVENTORY_FIELDS.index(name)]) for name in compared}
+
+    return project
+
+
+@dataclass
+class RestLevelSide:
+    """A rest system's levels through its declared ``list`` endpoint and pagination, keyed ``SKU|LOCATION`` (from
+    the mapped sku and location, else the canonical key), within the pair's filters and locations."""
+
+    connector: Any  # RestConnector
+    compared: tuple[str, ...]
+    in_scope: Callable[[str, str], bool]
+
+    def pages(self, page_size: int) -> Iterator[Sequence[Entry | Unmappable]]:
+        from syncline.connectors.rest import INVENTORY_ENTITY  # noqa: PLC0415
+
+        page: list[Entry | Unmappable] = []
+        for record in self.connector.records(INVENTORY_ENTITY):
+            sku, location = record.get("sku"), record.get("location")
+            if (sku is None or location is None) and "|" in str(record.get("key") or ""):
+                sku, _, location = str(record["key"]).rpartition("|")
+            if sku is None or location is None or not self.in_scope(str(sku), str(location)):
+                continue
+            version = record.get("source_version")
+            values = {name: _comparable(name, record.get(name)) for name in self.compared}
+            page.append(
+                Entry(inventory_key(str(sku), str(location)), values, int(version) if version is not None else None)
+            )
+            if len(page) >= page_size:
+                yield page
+                page = []
+        yield page
+
+
 # -- one-way inventory: the repair ---------------------------------------------------------------------------
 @dataclass
 class InventoryRepair:
@@ -386,16 +501,29 @@ def _copies(systems: SystemFactory, name: str) -> Callable[[int], Iterator[list[
     return lambda page_size: systems.record_copies(name, page_size)
 
 
+def _shared_fields(systems: SystemFactory, pair: Pair) -> tuple[str, ...] | None:
+    """The fields the pair's sync compares when one side stores fewer (``twoway.shared_fields``: a Salesforce
+    contact has no lifecycle stage); None when both sides are read whole."""
+    views = shared_fields([systems.record_system(pair.source), systems.record_system(pair.target)])
+    return next((view.fields for view in views if isinstance(view, FieldSubset)), None)
+
+
 @dataclass
 class RecordSide:
-    """Every record a two-way system holds, its values as the pair's sync reads them (versions are each system's
-    own, so they are not compared)."""
+    """Every record a two-way system holds, its values as the pair's sync reads them: narrowed to ``fields`` where
+    the pair's sync narrows them (versions are each system's own, so they are not compared)."""
 
     copies: Callable[[int], Iterator[list[tuple[str, Copy]]]]
+    fields: tuple[str, ...] | None = None
 
     def pages(self, page_size: int) -> Iterator[Sequence[Entry | Unmappable]]:
         for page in self.copies(page_size):
-            yield [Entry(key, dict(copy.values)) for key, copy in page]
+            yield [Entry(key, self._values(copy)) for key, copy in page]
+
+    def _values(self, copy: Copy) -> dict[str, Any]:
+        if self.fields is None:
+            return dict(copy.values)
+        return {name: copy.values.get(name) for name in self.fields}
 
 
 @dataclass
@@ -619,3 +747,180 @@ class StoreFulfilmentSide:
                 if state is not None and plan_fulfillment(state, shipment).skip is not None:
                     found.append(Entry(shipment.shipment_id, {"fulfilled": True}))
             yield found
+
+
+# -- one-way prices: Sage 300 -> the storefront's prices table or a Shopify store's variants ---------------------
+PRICE_NOT_IN_ERP = (
+    "left: the ERP has no {price_list} price in {currency} for this SKU (deleted, or never priced there); the price "
+    "worker never unpublishes a price, so remove it from {system} by hand if the item is no longer sold"
+)
+PRICE_NO_VARIANT = (
+    "{system} shows no variant for this SKU's mapped inventory item (deleted there, or mapped wrongly: see "
+    "`syncline map`); apply reports it unchanged: Syncline never creates variants"
+)
+PRICE_AHEAD = "left: {system} holds a newer ERP version of this price; its guarded upsert would refuse the older one"
+
+
+class PriceReconcileSource(Protocol):
+    def iter_prices(
+        self, *, currency: str, price_lists: Sequence[str], page_size: int = ...
+    ) -> Iterator[list[dict[str, Any]]]: ...
+
+    def fetch_prices(
+        self, items: Iterable[str], *, currency: str, price_lists: Sequence[str]
+    ) -> list[dict[str, Any]]: ...
+
+
+def price_values(base: Any, compare_at: Any) -> dict[str, Any]:
+    """What a price pair compares: the price and the compare-at price, as plain decimal text (scales differ:
+    the ERP's six places, Shopify's two)."""
+    return {"price": _money(base), "compare_at": _money(compare_at)}
+
+
+def _money(value: Any) -> str | None:
+    return None if value is None else format(Decimal(str(value)).normalize(), "f")
+
+
+def _price_reconciliation(
+    config: SynclineConfig, pair: Pair, labels: tuple[str, str], using: Collaborators
+) -> Reconciliation:
+    from zoneinfo import ZoneInfo  # noqa: PLC0415
+
+    prices = PricePair.of(pair, ZoneInfo(config.systems[pair.source].timezone))
+    erp: PriceReconcileSource = using.erp(pair.source)  # type: ignore[assignment]
+    target = config.systems[pair.target]
+    selection = prices.selection
+    notes: dict[Kind, str] = {
+        "missing_in_source": PRICE_NOT_IN_ERP.format(
+            price_list=selection.price_list, currency=selection.currency, system=pair.target
+        )
+    }
+    target_side: Side
+    in_scope: Callable[[str], bool] = prices.accepts
+    if isinstance(target, ShopifySystem):
+        inventory_item = using.systems.shopify_inventory_item(pair.target)
+        # The store only sells what the identity map names for it: other ERP prices are not its business.
+        in_scope = lambda sku: prices.accepts(sku) and inventory_item(sku) is not None  # noqa: E731
+        target_side = ShopifyPriceSide(lambda size: using.systems.shopify_prices(pair.target, size), prices.accepts)
+        notes["missing_in_target"] = PRICE_NO_VARIANT.format(system=pair.target)
+    else:
+        storefront: Any = using.systems.price_target(pair.target)
+        target_side = StorefrontPriceSide(storefront, selection.price_list, selection.currency, prices.accepts)
+        notes["target_ahead"] = PRICE_AHEAD.format(system=pair.target)
+    return Reconciliation(
+        pair.name,
+        pair.entity,
+        ErpPriceSide(erp, prices, in_scope),
+        target_side,
+        PriceRepair(prices, erp, lambda: using.systems.price_target(pair.target), using.state),
+        labels,
+        notes,
+    )
+
+
+def _erp_prices(
+    rows: Iterable[Mapping[str, Any]], pair: PricePair
+) -> Iterator[tuple[str, Any, MappingError | ValueError | None]]:
+    """Each item's canonical price from its ICPRICP rows: (sku, Price or None, the error that prevented it)."""
+    by_item: dict[str, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        by_item.setdefault(str(row["ITEMNO"]), []).append(row)
+    for sku, item_rows in by_item.items():
+        try:
+            yield sku, to_price(item_rows, pair.selection, pair.tz), None
+        except (MappingError, ValueError) as exc:
+            yield sku, None, exc
+
+
+@dataclass
+class ErpPriceSide:
+    """The ERP's base prices on the pair's list and currency, mapped as the price worker maps them (``to_price``),
+    for the SKUs the pair's filters (and, for Shopify, the identity map) let through."""
+
+    reader: PriceReconcileSource
+    pair: PricePair
+    in_scope: Callable[[str], bool]
+
+    def pages(self, page_size: int) -> Iterator[Sequence[Entry | Unmappable]]:
+        selection = self.pair.selection
+        for rows in self.reader.iter_prices(
+            currency=selection.currency, price_lists=selection.price_lists, page_size=page_size
+        ):
+            page: list[Entry | Unmappable] = []
+            for sku, price, error in _erp_prices(rows, self.pair):
+                if not self.in_scope(sku):
+                    continue
+                if error is not None:
+                    page.append(Unmappable(sku, str(error), sku))
+                elif price is not None:  # None: priced on the compare-at list only, not on the pair's
+                    page.append(Entry(sku, price_values(price.base, price.compare_at), price.source_version))
+            yield page
+
+
+@dataclass
+class StorefrontPriceSide:
+    """The storefront's prices of the pair's list and currency, with the ERP version each was written at."""
+
+    storefront: Any  # PostgresStorefrontPrices
+    price_list: str
+    currency: str
+    accepts: Callable[[str], bool]
+
+    def pages(self, page_size: int) -> Iterator[Sequence[Entry | Unmappable]]:
+        for rows in self.storefront.iter_prices(
+            price_list=self.price_list, currency=self.currency, page_size=page_size
+        ):
+            yield [
+                Entry(sku, price_values(price, compare_at), version)
+                for sku, price, compare_at, version in rows
+                if self.accepts(sku)
+            ]
+
+
+@dataclass
+class ShopifyPriceSide:
+    """A store's variant prices, keyed by the identity map's SKU (Shopify keeps no ERP version)."""
+
+    variants: Callable[[int], Iterator[list[tuple[str, Any]]]]
+    accepts: Callable[[str], bool]
+
+    def pages(self, page_size: int) -> Iterator[Sequence[Entry | Unmappable]]:
+        seen: set[str] = set()
+        for page in self.variants(page_size):
+            found: list[Entry | Unmappable] = []
+            for sku, variant in page:
+                if sku in seen or not self.accepts(sku):
+                    continue
+                seen.add(sku)
+                found.append(Entry(sku, price_values(variant.price, variant.compare_at_price)))
+            yield found
+
+
+@dataclass
+class PriceRepair:
+    """Writes the *current* ERP prices of the SKUs that differ through the price worker's ``write_prices`` (the
+    storefront's version guard, or Shopify's read-compare-write per product; then the state cache). Prices the ERP
+    lacks and targets ahead are left: the worker never unpublishes a price, nor deletes in Shopify."""
+
+    pair: PricePair
+    source: PriceReconcileSource
+    target: Callable[[], PriceTarget]
+    state: Callable[[], ReconcileState]
+
+    def __call__(self, batch: Sequence[Discrepancy], result: ApplyReport) -> None:
+        skus = [d.key for d in batch if d.kind in ("missing_in_target", "mismatch")]
+        result.left += len(batch) - len(skus)
+        if not skus:
+            return
+        selection = self.pair.selection
+        rows = self.source.fetch_prices(skus, currency=selection.currency, price_lists=selection.price_lists)
+        current, rejected = [], 0
+        for sku, price, error in _erp_prices(rows, self.pair):
+            if error is not None:
+                result.rejected.append((sku, str(error)))
+                rejected += 1
+            elif price is not None:
+                current.append(price)
+        accepted = write_prices(current, target=self.target(), state=self.state(), pair=self.pair.name)
+        result.upserted += len(accepted)
+        result.unchanged += len(skus) - len(accepted) - rejected  # agreeing already, newer there, or not sold there

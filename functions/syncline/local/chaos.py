@@ -777,15 +777,15 @@ class _ChaosRun:
         self.held = still_held
 
     def _partial_drain(self) -> None:
-        """Deliver most of each queue, leaving a few messages (0-15, at most half of it) to interleave with the next
-        round's changes. The backlog stays bounded, as it does with workers that keep up, and a queue with little
-        traffic (the contacts pair's) is still delivered while the faults last."""
+        """Deliver most of each queue, leaving a few messages (0-15) to interleave with the next round's changes.
+        The backlog stays bounded, as it does with workers that keep up; every queue that holds a message gets at
+        least one batch, so a queue with little traffic (the contacts pair's) is delivered while the faults last."""
         rng = self.rng
         sources = sorted(self.stack.event_sources)
         rng.shuffle(sources)
         for queue_id in sources:
             source = self.stack.event_sources[queue_id]
-            leave = min(rng.randint(0, 15), source.depth()[0] // 2)
+            leave = min(rng.randint(0, 15), source.depth()[0] - 1)
             for _ in range(50):
                 if source.depth()[0] <= leave:
                     break

@@ -1,9 +1,10 @@
 """Fault-injection convergence suite: one seeded scenario on a fresh local stack, checked record by record.
 
-Thousands of random changes (ERP stock, merchants' edits in two Shopify stores, orders in store A) are made
-while faults are injected (duplicated, delayed and reordered deliveries; sandbox 5xx / 429 / timeouts /
-dropped connections; expired OAuth tokens; workers killed mid-batch; the poller killed before its
-checkpoint; PostgreSQL connections terminated; the moto server frozen). Then the faults stop, the queues
+Thousands of random changes (ERP stock, merchants' edits in two Shopify stores, orders in store A, contacts
+edited in HubSpot and customers in the OMS) are made while faults are injected (duplicated, delayed and
+reordered deliveries; sandbox 5xx / 429 / timeouts / dropped connections; expired OAuth tokens; workers killed
+mid-batch; the poller killed before its checkpoint; PostgreSQL connections terminated; the moto server
+frozen). Then the faults stop, the queues
 settle, every DLQ is redriven once, the queues settle again, and every record on every system is checked
 against what the configured policies promise. See docs/RELIABILITY.md.
 
@@ -35,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__,
         epilog="Figures: bench/results/chaos.json (seed, changes, deliveries, faults by kind, records_checked, "
-        "divergent, lost, left_in_dlq, writes_per_change, seconds_to_converge, and each divergent record).",
+        "divergent, lost, left_in_dlq, writes_per_change, seconds_to_converge, each divergent record, and by_pair: "
+        "the HubSpot <-> OMS customers pair's own figures).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--seed", type=int, default=1, help="seeds the changes and every fault draw (default: 1)")

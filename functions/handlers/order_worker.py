@@ -1,5 +1,6 @@
 """SQS-triggered order worker: order notices (e.g. Shopify orders/create) -> each order fetched fresh from its
-source -> the target's guarded upsert (the OMS); see ``handlers.record_worker``."""
+source -> the target's guarded upsert (the OMS), publishing OrderReceived / OrderStatusChanged for each real
+change; see ``handlers.record_worker`` and ``syncline.orders``."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ handler = record_handler(
         deps.systems().order_source(pair.source),
         deps.systems().order_target(pair.target),
         deps.dead_letters(),
+        source_system=pair.source,
+        publish=deps.publisher().publish_event,
     ),
 )
 

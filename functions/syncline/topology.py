@@ -451,8 +451,10 @@ def build_topology(config: SynclineConfig) -> Topology:
                 environment={"SYNCLINE_TARGET": target},
                 table_access="readwrite",
                 dead_letters_to=queue.id,
-                # Stock alerts go on the bus as StockLevelCrossed events.
-                publishes_notices=entity == "inventory_level" and config.monitoring.stock.enabled,
+                # Stock alerts go on the bus as StockLevelCrossed events; orders as OrderReceived and
+                # OrderStatusChanged events.
+                publishes_notices=(entity == "inventory_level" and config.monitoring.stock.enabled)
+                or entity == "order",
                 secrets=tuple(sorted({target, *(p.source for p in pairs)})),
             )
         )

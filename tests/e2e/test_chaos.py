@@ -15,7 +15,7 @@ from syncline.local.chaos import ChaosReport, ChaosSettings, run_chaos
 
 CONFIG = Path(__file__).resolve().parents[2] / "bench" / "chaos.toml"
 CHANGES = 100
-MAX_WRITES_PER_CHANGE = 3.0  # ERP change: storefront + 2 stores (or Fracttal); an edit: 1; an order: 1
+MAX_WRITES_PER_CHANGE = 3.0  # ERP change: storefront + 2 stores (or Fracttal); an edit or a contact's: 1; an order: 1
 
 
 def _run(services: tuple[Any, Any], tmp_path: Path, seed: int) -> ChaosReport:
@@ -26,6 +26,7 @@ def _run(services: tuple[Any, Any], tmp_path: Path, seed: int) -> ChaosReport:
         changes=CHANGES,
         finished_goods=8,
         spare_parts=6,
+        contacts=6,
         rate_limit_rounds=1,
         moto_freeze_seconds=1.0,
     )
@@ -47,6 +48,14 @@ def test_every_record_converges_under_faults(services: tuple[Any, Any], tmp_path
     assert (report.divergent, report.lost, report.left_in_dlq) == (0, 0, 0)
     assert 0 < report.writes_per_change <= MAX_WRITES_PER_CHANGE
     assert report.records_checked > 8 * 2 * 2  # every store record, storefront row, spare part and order
+
+    # HubSpot <-> OMS customers: edited on both sides under HubSpot faults, written both ways, all in agreement.
+    contacts = report.by_pair["crm-customers"]
+    assert contacts.changes > 0 and contacts.records_checked >= 2 * 6
+    assert sum(contacts.faults.values()) > 0
+    assert contacts.writes > 0
+    assert (contacts.divergent, contacts.lost, contacts.left_in_dlq) == (0, 0, 0)
+    assert 0 < contacts.writes_per_change <= MAX_WRITES_PER_CHANGE
 
 
 def test_an_edit_back_to_the_agreed_quantity_is_the_latest_edit(services: tuple[Any, Any], tmp_path: Path) -> None:

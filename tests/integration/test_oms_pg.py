@@ -19,6 +19,7 @@ from syncline.connectors.oms_pg import (
     OmsDatabase,
     OmsOutbox,
     OutboxListener,
+    UpsertResult,
     ensure_schema,
     iter_pages,
 )
@@ -176,6 +177,91 @@ def test_terminal_statuses_hold_and_forward_moves_apply(oms: OmsDatabase) -> Non
     oms.upsert_orders([order(version=3, status=OrderStatus.CANCELLED)])
     held = oms.upsert_orders([order(version=4, status=OrderStatus.FULFILLED)])  # same rank: cancelled is terminal
     assert held.held_status == {"O-1": OrderStatus.CANCELLED}
+
+
+def test_an_upsert_says_which_orders_are_new_and_the_status_each_update_replaced(oms: OmsDatabase) -> None:
+    first = oms.upsert_orders([order(version=1, status=OrderStatus.CONFIRMED)])
+    assert (first.inserted, first.previous_status) == (["O-1"], {})
+
+    moved = oms.upsert_orders([order(version=2, minutes=1, status=OrderStatus.FULFILLED), order("O-2")])
+    assert moved.inserted == ["O-2"]
+    assert moved.previous_status == {"O-1": OrderStatus.CONFIRMED}
+
+    # A redelivery writes nothing and reports nothing; a late, older status is held and says so.
+    again = oms.upsert_orders([order(version=2, minutes=1, status=OrderStatus.FULFILLED)])
+    assert (again.written, again.inserted, again.previous_status) == ([], [], {})
+    late = oms.upsert_orders([order(version=3, minutes=2, status=OrderStatus.CONFIRMED)])
+    assert late.previous_status == {"O-1": OrderStatus.FULFILLED}
+    assert late.held_status == {"O-1": OrderStatus.FULFILLED}
+
+
+def test_what_before_commit_raises_rolls_the_writes_back(oms: OmsDatabase) -> None:
+    seen = []
+
+    def refuse(result: UpsertResult) -> None:
+        seen.append(list(result.inserted))
+        raise RuntimeError("the bus is down")
+
+    with pytest.raises(RuntimeError, match="bus is down"):
+        oms.upsert_orders([order()], before_commit=refuse)
+    assert seen == [["O-1"]]
+    assert oms.get_order("O-1") is None
+    assert oms.upsert_orders([order()]).inserted == ["O-1"]  # the retry still sees a new order
+
+
+def _upsert_in_thread(oms: OmsDatabase, incoming: Order) -> tuple[threading.Thread, list[UpsertResult]]:
+    results: list[UpsertResult] = []
+    thread = threading.Thread(target=lambda: results.append(oms.upsert_orders([incoming])))
+    thread.start()
+    return thread, results
+
+
+def _wait_until_blocked(app: psycopg.Connection[Any], thread: threading.Thread) -> None:
+    """Until another backend waits on a lock (our upsert, behind the open transaction), or the thread ended."""
+    for _ in range(500):
+        waiting = app.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        ).fetchone()
+        if (waiting and waiting[0]) or not thread.is_alive():
+            return
+        threading.Event().wait(0.01)
+
+
+def test_the_previous_status_is_the_one_a_concurrent_writer_committed_not_a_stale_snapshot(
+    oms: OmsDatabase, connect: Callable[[], psycopg.Connection[Any]]
+) -> None:
+    oms.upsert_orders([order(version=1, status=OrderStatus.CONFIRMED)])
+    other_connection, watcher = connect(), connect()
+    other = OmsDatabase(lambda: other_connection)
+    # Another writer holds the row, moving it to partially fulfilled, while our upsert to fulfilled starts.
+    with other_connection.transaction():
+        other_connection.execute(
+            "UPDATE orders SET status = 'partially_fulfilled', source_version = 2, updated_at = updated_at "
+            "+ interval '1 minute' WHERE order_id = 'O-1'"
+        )
+        thread, results = _upsert_in_thread(oms, order(version=3, minutes=2, status=OrderStatus.FULFILLED))
+        _wait_until_blocked(watcher, thread)
+    thread.join(10)
+    assert results[0].previous_status == {"O-1": OrderStatus.PARTIALLY_FULFILLED}
+    assert other.get_order("O-1").status == OrderStatus.FULFILLED  # type: ignore[union-attr]
+
+
+def test_an_order_inserted_by_another_writer_meanwhile_is_an_update_from_its_status(
+    oms: OmsDatabase, connect: Callable[[], psycopg.Connection[Any]]
+) -> None:
+    other_connection, watcher = connect(), connect()
+    other = OmsDatabase(lambda: other_connection)
+    with other_connection.transaction():  # the other writer's insert is not committed when ours starts
+        other_connection.execute(
+            "INSERT INTO orders (order_id, status, financial_status, currency, total, placed_at, source_version, "
+            "updated_at) VALUES ('O-1', 'confirmed', 'paid', 'EUR', 0, %s, 1, %s)",
+            [T0, T0],
+        )
+        thread, results = _upsert_in_thread(oms, order(version=2, minutes=1, status=OrderStatus.FULFILLED))
+        _wait_until_blocked(watcher, thread)
+    thread.join(10)
+    assert (results[0].inserted, results[0].previous_status) == ([], {"O-1": OrderStatus.CONFIRMED})
+    assert other.get_order("O-1").status == OrderStatus.FULFILLED  # type: ignore[union-attr]
 
 
 def test_shipments_and_customers_are_guarded_and_read_back(oms: OmsDatabase) -> None:

@@ -218,6 +218,11 @@ def test_an_oms_that_is_only_a_target_gets_no_drainer() -> None:
     assert not [f for f in topology.functions if f.id.startswith("outbox_drainer")]
 
 
+def test_the_order_worker_may_put_its_order_events_on_the_bus() -> None:
+    topology = build_topology(config(ORDERS))
+    assert topology.function("sync_oms_order").publishes_notices  # OrderReceived, OrderStatusChanged
+
+
 def test_two_way_hubspot_or_oms_serves_contacts_only() -> None:
     with pytest.raises(ConfigError, match="two-way hubspot serves contact, not deal"):
         build_topology(config(CONTACTS | {"entity": "deal"}))

@@ -257,7 +257,28 @@ def _upsert_sql(table: str, columns: Sequence[str], *, status_ranked: bool = Fal
     )
 
 
-UPSERT_ORDER_SQL = _upsert_sql("orders", ORDER_COLUMNS, status_ranked=True)
+def _order_upsert_sql() -> str:
+    """The guarded order upsert, also saying what it did in the same statement: the stored status, whether the
+    row was inserted (``xmax = 0``) and the status before. The CTE locks the existing row (``FOR UPDATE``: a
+    concurrent writer's change is waited for and read, not a stale snapshot) and is joined into the inserted
+    row so it is read before the write. Parameters: the order id, then the row."""
+    updates = [f"{c} = EXCLUDED.{c}" for c in ORDER_COLUMNS[1:] if c != "status"]
+    # The business state never moves backwards, whatever the versions say.
+    updates.append(
+        "status = CASE WHEN syncline_order_status_rank(EXCLUDED.status) > syncline_order_status_rank(orders.status) "
+        "THEN EXCLUDED.status ELSE orders.status END"
+    )
+    columns = ", ".join(ORDER_COLUMNS)
+    return (
+        "WITH previous AS MATERIALIZED (SELECT status FROM orders WHERE order_id = %s FOR UPDATE) "
+        f"INSERT INTO orders ({columns}) SELECT {', '.join(['%s'] * len(ORDER_COLUMNS))} "
+        "FROM (SELECT) AS one LEFT JOIN previous ON true "
+        f"ON CONFLICT (order_id) DO UPDATE SET {', '.join(updates)} WHERE {_NEWER.format(t='orders')} "
+        "RETURNING status, xmax = 0, (SELECT status FROM previous)"
+    )
+
+
+UPSERT_ORDER_SQL = _order_upsert_sql()
 UPSERT_SHIPMENT_SQL = _upsert_sql("shipments", SHIPMENT_COLUMNS)
 UPSERT_CUSTOMER_SQL = _upsert_sql("customers", CUSTOMER_COLUMNS)
 
@@ -280,11 +301,15 @@ def content_hash(record: BaseModel) -> str:
 @dataclass
 class UpsertResult:
     """What an upsert did per key: ``written`` keys, ``skipped`` keys with the reason, and orders whose
-    incoming status was refused because it would move backwards (``held_status``: the status kept)."""
+    incoming status was refused because it would move backwards (``held_status``: the status kept). Of the
+    written orders: those that were new (``inserted``), and for the others the status before the write
+    (``previous_status``), read in the same guarded statement."""
 
     written: list[str] = field(default_factory=list)
     skipped: dict[str, SkipReason] = field(default_factory=dict)
     held_status: dict[str, OrderStatus] = field(default_factory=dict)
+    inserted: list[str] = field(default_factory=list)
+    previous_status: dict[str, OrderStatus] = field(default_factory=dict)
 
 
 T = TypeVar("T")
@@ -296,6 +321,13 @@ class Page(Generic[T]):
 
     items: list[T]
     next_after: str | None
+
+
+_RACE_ATTEMPTS = 3
+
+
+class _InsertRace(Exception):  # control flow: another writer inserted the order while we upserted it
+    pass
 
 
 def _origin(connection: Connection, origin: str | None) -> None:
@@ -333,22 +365,49 @@ class OmsDatabase:
 
     # --- writes -------------------------------------------------------------------------------------
 
-    def upsert_orders(self, orders: Sequence[Order]) -> UpsertResult:
-        """Write orders with their lines in one transaction; a skipped order keeps its lines untouched."""
+    def upsert_orders(
+        self, orders: Sequence[Order], *, before_commit: Callable[[UpsertResult], None] | None = None
+    ) -> UpsertResult:
+        """Write orders with their lines in one transaction; a skipped order keeps its lines untouched.
+
+        ``before_commit`` is called with the result inside the transaction, after every write: if it raises,
+        nothing is written (the worker publishes the orders' events there, so a change is never committed without
+        its events). An order another writer inserted between our read and our write is tried again, so
+        ``previous_status`` is always the status the write replaced."""
+        for attempt in range(1, _RACE_ATTEMPTS + 1):
+            try:
+                return self._upsert_orders(orders, before_commit)
+            except _InsertRace:
+                if attempt == _RACE_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _upsert_orders(
+        self, orders: Sequence[Order], before_commit: Callable[[UpsertResult], None] | None
+    ) -> UpsertResult:
         result = UpsertResult()
         connection = self._connection()
         with connection.transaction():
             _origin(connection, self.origin)
             for order in orders:
-                row = connection.execute(UPSERT_ORDER_SQL, self._order_row(order)).fetchone()
+                row = connection.execute(UPSERT_ORDER_SQL, [order.order_id, *self._order_row(order)]).fetchone()
                 if row is None:
                     result.skipped[order.order_id] = _why_skipped(
                         connection, "orders", "order_id", order.order_id, order
                     )
                     continue
+                status, inserted, previous = row
+                if not inserted and previous is None:
+                    # Absent when our statement started, inserted by another writer before our insert: its status
+                    # is unknown here. Roll back and do it again, now that the row is there to lock and read.
+                    raise _InsertRace(order.order_id)
                 result.written.append(order.order_id)
-                if row[0] != order.status.value:
-                    result.held_status[order.order_id] = OrderStatus(row[0])
+                if inserted:
+                    result.inserted.append(order.order_id)
+                else:
+                    result.previous_status[order.order_id] = OrderStatus(previous)
+                if status != order.status.value:
+                    result.held_status[order.order_id] = OrderStatus(status)
                 connection.execute("DELETE FROM order_lines WHERE order_id = %s", [order.order_id])
                 with connection.cursor() as cursor:
                     cursor.executemany(
@@ -359,6 +418,8 @@ class OmsDatabase:
                             for li in order.lines
                         ],
                     )
+            if before_commit is not None:
+                before_commit(result)
         return result
 
     def upsert_shipments(self, shipments: Sequence[Shipment]) -> UpsertResult:

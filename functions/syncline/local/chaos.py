@@ -4,12 +4,15 @@ faults are injected, then a check of every record on every system against what t
 One run (``run_chaos``):
 1. A fresh local stack with the chaos configuration (``bench/chaos.toml`` appended to ``syncline.toml``): the
    ERP, the storefront database, two Shopify sandboxes (ERP -> each store one-way, and the two stores kept in
-   agreement two-way, last writer wins), store A's orders -> the OMS, ERP spare parts -> Fracttal. An initial
-   load is synced without faults.
+   agreement two-way, last writer wins), store A's orders -> the OMS, ERP spare parts -> Fracttal, HubSpot
+   contacts <-> OMS customers (two-way, matched by e-mail, last writer wins). An initial load is synced without
+   faults.
 2. Rounds of random changes (``random.Random(seed)``): ERP stock changes, merchants' edits in either store,
-   orders created and moved forward in store A. Between rounds, with the same seeded generator: webhook
-   deliveries duplicated, queue messages taken off, duplicated, held back for later rounds and sent back
-   shuffled, sandbox 5xx / 429 / timeouts / dropped connections / latency, expired Fracttal OAuth tokens,
+   orders created and moved forward in store A, contacts created and edited in HubSpot (a person in its UI)
+   and customers in the OMS (its own application; the outbox drainer publishes them). Between rounds, with the
+   same seeded generator: webhook deliveries duplicated, queue messages taken off, duplicated, held back for
+   later rounds and sent back shuffled, sandbox 5xx / 429 (HubSpot's with its rate-limit headers) / timeouts /
+   dropped connections / latency, expired Fracttal OAuth tokens,
    workers killed right after writing a target (``SystemExit``: Lambda reports a failed invocation), a record
    that kills its worker on every delivery until it is dead-lettered, the poller killed after publishing and
    before saving its checkpoint, PostgreSQL backends terminated, the moto process frozen for a moment.
@@ -19,12 +22,12 @@ One run (``run_chaos``):
 4. The oracle (``check``): storefront == ERP (on hand, available = on hand - committed, floored at 0, at the
    mapped locations); Fracttal stock == ERP on hand of spare parts at location 1; both stores hold the value
    of the latest edit to the record under last-writer-wins (see ``_expected_store_value``); the OMS holds
-   every order with its latest status and financial status.
+   every order with its latest status and financial status; HubSpot and the OMS both hold every contact with
+   the values of its latest edit (see ``_expected_contact``).
 
 Reproducible: the changes, the fault schedule and the sandboxes' fault draws all come from ``seed``. What
 wall-clock time decides (which millisecond a write lands in, a retry's jittered backoff) can differ between
 two runs of a seed, so a failing seed is replayed by running it again, usually to the same record.
-HubSpot is not part of the scenario yet (its two-way pair with the OMS is tested in tests/e2e/test_crm_oms.py).
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -58,6 +61,20 @@ WAREHOUSE = "MAIN-WH"
 FULFILMENT_STEPS = ("UNFULFILLED", "PARTIALLY_FULFILLED", "FULFILLED")
 FINANCIAL_STEPS = ("PAID", "PARTIALLY_REFUNDED", "REFUNDED")
 CANONICAL_STATUS = {"UNFULFILLED": "confirmed", "PARTIALLY_FULFILLED": "partially_fulfilled", "FULFILLED": "fulfilled"}
+CRM = "crm"
+CONTACTS_PAIR = "crm-customers"
+# The contact fields the scenario edits: OMS column -> HubSpot property (the pair's default mapping).
+CONTACT_FIELDS = {
+    "first_name": "firstname",
+    "last_name": "lastname",
+    "phone": "phone",
+    "lifecycle_stage": "lifecyclestage",
+}
+CONTACT_VALUES = {
+    "first_name": ("Ada", "Grace", "Alan", "Edsger", "Barbara", "Ken", "Margaret", "Donald", "Frances", "Niklaus"),
+    "last_name": ("Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Thompson", "Hamilton", "Knuth", "Allen"),
+    "lifecycle_stage": ("subscriber", "lead", "marketingqualifiedlead", "opportunity", "customer", "evangelist"),
+}
 
 
 class WorkerKilled(SystemExit):
@@ -76,15 +93,17 @@ class ChaosSettings:
     spare_parts: int = 12  # SP- items: ERP locations 1-2; in the storefront and (location 1) in Fracttal
     round_size: tuple[int, int] = (15, 45)
     # Shares of the changes.
-    erp_share: float = 0.50
-    merchant_share: float = 0.25
-    order_share: float = 0.15  # the rest: order updates
+    erp_share: float = 0.45
+    merchant_share: float = 0.22
+    order_share: float = 0.12
+    contact_share: float = 0.13  # the rest: order updates
+    contacts: int = 16  # contacts at the start, half created in HubSpot, half in the OMS
     # Fault rates.
     webhook_duplicate: float = 0.15  # a webhook delivered twice
     queue_duplicate: float = 0.10  # a queue message delivered twice
     queue_hold: float = 0.15  # a queue message held back for later rounds (delayed, reordered)
     sandbox_error: float = 0.03  # each sandbox request: 503 (and as often a 500)
-    sandbox_429: float = 0.02  # ... a 429 without Retry-After
+    sandbox_429: float = 0.02  # ... a 429 without Retry-After (HubSpot: its own, with its rate-limit headers)
     sandbox_drop: float = 0.015  # ... the connection closed without a response
     sandbox_timeout: float = 0.01  # ... a response that never comes (connection closed after a wait)
     sandbox_latency: float = 0.02
@@ -104,6 +123,23 @@ class Divergence:
     expected: Any
     actual: Any
     lost: bool = False  # the change is nowhere: the record is missing where it should be
+
+
+@dataclass
+class PairFigures:
+    """One pair's share of a run (the two-way HubSpot <-> OMS customers pair): its changes, records checked on
+    both systems, divergences, what its queue's DLQ still holds, its writes to either system, and the faults its
+    SaaS sandbox injected (by kind; also counted in the run's ``sandbox_*`` faults)."""
+
+    changes: int
+    records_checked: int
+    divergent: int
+    lost: int
+    left_in_dlq: int
+    writes: int
+    writes_by_system: dict[str, int]
+    writes_per_change: float
+    faults: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -127,6 +163,7 @@ class ChaosReport:
     seconds_total: float
     divergent_records: list[Divergence] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    by_pair: dict[str, PairFigures] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self), default=str))  # type: ignore[no-any-return]
@@ -144,6 +181,18 @@ class _Mutation:
     value: int
     updated_at: str
     origin: str  # merchant | erp | twoway | unknown
+
+
+@dataclass
+class _ContactEdit:
+    """A person's change to a contact (or its creation): the record's synced fields right after it, and the
+    time and version the system gave it, which is what last-writer-wins compares."""
+
+    system: str
+    key: str
+    values: dict[str, str | None]
+    changed_at: datetime
+    version: int
 
 
 class _Writer:
@@ -202,8 +251,12 @@ class _ChaosRun:
         self.by_item: dict[tuple[str, str, str], str] = {}  # (store, item GID, location GID) -> SKU|code
         self.orders: list[str] = []
         self.seeded: dict[str, int] = {}  # SKU|code -> the stores' starting available quantity
+        self.contact_edits: list[_ContactEdit] = []
+        self.contact_keys: list[str] = []
+        self.crm_writes = 0  # contacts Syncline created or changed in HubSpot
         self.sqs = boto3.session.Session(region_name=LOCAL_REGION).client("sqs")
         self.erp_connection = stack._connect("sage300")
+        self.oms_app = stack.oms()  # the OMS's own application: its writes are people's edits, not echoes
         self.erp = Sage300Emulator(self.erp_connection)
 
     # -- setup -------------------------------------------------------------------------------------------
@@ -237,12 +290,16 @@ class _ChaosRun:
                     self.by_item[(store, item, gid)] = f"{sku}|{code}"
                     sandbox.stock(item, gid, available=self.seeded[f"{sku}|{code}"])
             self._instrument_store(store, index)
+        self._instrument_crm()
         for index, sandbox in enumerate(self.stack.sandboxes.values()):
             sandbox.faults.rng.seed(self.settings.seed * 1000 + index)
         for database in ("storefront", "oms"):
             _install_write_log(
                 self.stack._connect(database), "inventory_levels" if database == "storefront" else "orders"
             )
+        _install_write_log(self.stack._connect("oms"), "customers", log="chaos_customer_write_log")
+        for _ in range(self.settings.contacts):
+            self._new_contact(CRM if len(self.contact_keys) % 2 == 0 else "oms")
         self.poison_key = f"{self.sp[0]}|main" if self.settings.poison else None
         self.stack.poll_erp()
         self._converge()
@@ -250,7 +307,7 @@ class _ChaosRun:
     def _instrument_store(self, store: str, index: int) -> None:
         """Log every quantity change with who made it; duplicate and redeliver webhooks as Shopify does."""
         sandbox = self.stack.sandboxes[store]
-        apply_quantity, send = sandbox._apply_quantity, sandbox._send
+        apply_quantity = sandbox._apply_quantity
         duplicates = random.Random(self.settings.seed * 31 + index)  # noqa: S311 - its own thread's draws
 
         def logged(item_id: str, location_id: str, level: Any, name: str, value: int) -> tuple[str, Any]:
@@ -270,6 +327,13 @@ class _ChaosRun:
                     )
             return hook  # type: ignore[no-any-return]
 
+        sandbox._apply_quantity = logged
+        self._duplicate_webhooks(sandbox, duplicates)
+
+    def _duplicate_webhooks(self, sandbox: Any, duplicates: random.Random) -> None:
+        """Deliver some webhooks twice, and a failed delivery again later (the services retry, same event id)."""
+        send = sandbox._send
+
         def delivered(topic: str, payload: Any, headers: Mapping[str, str] | None) -> None:
             copies = 2 if self.faults_on and duplicates.random() < self.settings.webhook_duplicate else 1
             if copies == 2:
@@ -283,11 +347,32 @@ class _ChaosRun:
             for _ in range(copies):
                 if not attempt():
                     self.faults["webhook_delivery_failed"] += 1
-                    with self.retry_lock:  # Shopify retries a failed delivery later, with the same event id
+                    with self.retry_lock:
                         self.retries.append(attempt)
 
-        sandbox._apply_quantity = logged
         sandbox._send = delivered
+
+    def _instrument_crm(self) -> None:
+        """HubSpot: a short rate window (its 429 closes the client for one interval: half a second here, not ten),
+        duplicated and retried webhook batches, and Syncline's writes counted (changes made through the API)."""
+        sandbox = self.stack.sandboxes[CRM]
+        sandbox.window_ms = 500
+        create, apply = sandbox._create, sandbox._apply
+
+        def created(object_type: str, properties: dict[str, str], source: tuple[str, str] | None = None) -> Any:
+            stored = create(object_type, properties, source)
+            if source is not None and source[0] == "INTEGRATION":
+                self.crm_writes += 1
+            return stored
+
+        def applied(object_type: str, stored: Any, properties: dict[str, str], source: tuple[str, str]) -> None:
+            before = stored.updated_ms
+            apply(object_type, stored, properties, source)
+            if source[0] == "INTEGRATION" and stored.updated_ms != before:
+                self.crm_writes += 1
+
+        sandbox._create, sandbox._apply = created, applied
+        self._duplicate_webhooks(sandbox, random.Random(self.settings.seed * 31 + len(STORES)))  # noqa: S311
 
     # -- patches: workers killed mid-batch, the poller killed before its checkpoint, who writes ----------
     @contextlib.contextmanager
@@ -295,7 +380,8 @@ class _ChaosRun:
         from syncline.adapters.dynamodb import DynamoCheckpointStore, DynamoStateStore  # noqa: PLC0415
         from syncline.adapters.storefront_pg import PostgresStorefront  # noqa: PLC0415
         from syncline.connectors.fracttal import FracttalInventoryTarget  # noqa: PLC0415
-        from syncline.connectors.oms_pg import OmsDatabase  # noqa: PLC0415
+        from syncline.connectors.hubspot import HubSpotContactsByEmail  # noqa: PLC0415
+        from syncline.connectors.oms_pg import OmsCustomersByEmail, OmsDatabase  # noqa: PLC0415
         from syncline.connectors.shopify import ShopifyInventoryRecords, ShopifyInventoryTarget  # noqa: PLC0415
 
         originals: list[tuple[type, str, Any]] = []
@@ -346,6 +432,8 @@ class _ChaosRun:
         patch(ShopifyInventoryTarget, "upsert_inventory", killed_after("a store (ERP one-way)", "erp"))
         patch(FracttalInventoryTarget, "upsert_inventory", killed_after("Fracttal"))
         patch(OmsDatabase, "upsert_orders", killed_after("the OMS"))
+        patch(HubSpotContactsByEmail, "write", killed_after("HubSpot (two-way)"))
+        patch(OmsCustomersByEmail, "write", killed_after("an OMS customer (two-way)"))
         patch(PostgresStorefront, "upsert_inventory", storefront)
         patch(DynamoStateStore, "commit_many", commit)
         patch(DynamoCheckpointStore, "save", checkpoint)
@@ -396,7 +484,9 @@ class _ChaosRun:
             self._erp_change()
         elif roll < s.erp_share + s.merchant_share:
             self._merchant_edit()
-        elif roll < s.erp_share + s.merchant_share + s.order_share or not self.orders:
+        elif roll < s.erp_share + s.merchant_share + s.contact_share:
+            self._contact_change()
+        elif roll < s.erp_share + s.merchant_share + s.contact_share + s.order_share or not self.orders:
             self._new_order()
         else:
             self._order_update()
@@ -459,6 +549,113 @@ class _ChaosRun:
             sandbox.update_order(order_id, financial_status=step)
         self.changes["order_updated"] += 1
 
+    def _contact_change(self) -> None:
+        """A person edits one field of a contact, in HubSpot or in the OMS (where the record is); now and then a
+        new contact is created on either side."""
+        rng = self.rng
+        if rng.random() < 0.1:
+            self._new_contact(rng.choice((CRM, "oms")))
+            return
+        key = rng.choice(self.contact_keys)
+        system = rng.choice((CRM, "oms"))
+        if self._contact(system, key) is None:  # not synced there yet: the person edits where it is
+            system = "oms" if system == CRM else CRM
+        current = self._contact(system, key)
+        assert current is not None  # noqa: S101 - every contact was created on one side
+        name = rng.choice(sorted(CONTACT_FIELDS))
+        value = self._contact_value(name, current.get(name))
+        time.sleep(0.0015)  # a new millisecond: HubSpot's updatedAt is the last-writer-wins clock
+        if system == CRM:
+            sandbox = self.stack.sandboxes[CRM]
+            stored = sandbox.find("contacts", "email", key)
+            sandbox.user_edit("contacts", stored.id, {CONTACT_FIELDS[name]: value})
+            self._record_crm_edit(key)
+        else:
+            self._oms_execute(
+                f"UPDATE customers SET {name} = %s, updated_at = now() WHERE lower(btrim(email)) = %s "
+                "RETURNING email, first_name, last_name, phone, lifecycle_stage, changed_at, version",
+                [value, key],
+            )
+        self.changes["contact_edited"] += 1
+
+    def _new_contact(self, system: str) -> None:
+        rng = self.rng
+        index = len(self.contact_keys)
+        key = f"person-{index:03d}@example.com"
+        values = {name: self._contact_value(name, None) for name in CONTACT_FIELDS}
+        time.sleep(0.0015)
+        if system == CRM:
+            sandbox = self.stack.sandboxes[CRM]
+            contact_id = sandbox.seed("contacts", {"email": key, "firstname": values["first_name"]})
+            # Seeding sends no webhook: the person's first save does, with the rest of the fields.
+            sandbox.user_edit("contacts", contact_id, {CONTACT_FIELDS[n]: v for n, v in values.items() if v})
+            self._record_crm_edit(key)
+        else:
+            self._oms_execute(
+                "INSERT INTO customers (customer_id, email, first_name, last_name, phone, lifecycle_stage, updated_at) "
+                "VALUES (%s, %s, %s, %s, %s, %s, now()) "
+                "RETURNING email, first_name, last_name, phone, lifecycle_stage, changed_at, version",
+                [f"C-{index:04d}-{rng.randint(0, 9999):04d}", key, *(values[n] for n in CONTACT_FIELDS)],
+            )
+        self.contact_keys.append(key)
+        self.changes["contact_created"] += 1
+
+    def _contact_value(self, name: str, current: str | None) -> str:
+        rng = self.rng
+        while True:
+            value = f"+44 20 7946 {rng.randint(0, 9999):04d}" if name == "phone" else rng.choice(CONTACT_VALUES[name])
+            if value != current:
+                return value
+
+    def _contact(self, system: str, key: str) -> dict[str, str | None] | None:
+        """The contact's edited fields as ``system`` holds them now (None: it has no such contact)."""
+        if system == CRM:
+            stored = self.stack.sandboxes[CRM].find("contacts", "email", key)
+            if stored is None:
+                return None
+            return {name: stored.properties.get(prop) for name, prop in CONTACT_FIELDS.items()}
+        rows = self._oms_rows(
+            f"SELECT {', '.join(CONTACT_FIELDS)} FROM customers WHERE lower(btrim(email)) = %s",
+            [key],
+        )
+        return dict(zip(CONTACT_FIELDS, rows[0], strict=True)) if rows else None
+
+    def _record_crm_edit(self, key: str) -> None:
+        stored = self.stack.sandboxes[CRM].find("contacts", "email", key)
+        values = {name: stored.properties.get(prop) for name, prop in CONTACT_FIELDS.items()}
+        changed_at = datetime.fromtimestamp(stored.updated_ms / 1000, UTC)
+        # The version the connector reads: updatedAt in epoch milliseconds, as it computes it.
+        self.contact_edits.append(_ContactEdit(CRM, key, values, changed_at, int(changed_at.timestamp() * 1000)))
+
+    def _oms_execute(self, sql: str, params: Sequence[Any]) -> None:
+        """One edit by the OMS's application, recorded with the time and version its row got."""
+        (email, *values, changed_at, version) = self._oms_rows(sql, params)[0]
+        edited = dict(zip(CONTACT_FIELDS, values, strict=True))
+        self.contact_edits.append(_ContactEdit("oms", email.strip().lower(), edited, changed_at, version))
+
+    def _oms_rows(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        import psycopg  # noqa: PLC0415
+
+        try:
+            return list(self.oms_app.execute(sql, params).fetchall())
+        except psycopg.OperationalError:  # its connection was terminated by a fault: the application reconnects
+            self.oms_app = self.stack.oms()
+            return list(self.oms_app.execute(sql, params).fetchall())
+
+    def _drain_outbox(self) -> bool:
+        """Run the OMS outbox drainer as its schedule would; False when the run failed (it runs again later)."""
+        try:
+            self.stack.drain_outbox()
+        except Exception as exc:  # a terminated OMS connection, say
+            self.faults["outbox_drain_failed"] += 1
+            if len(self.notes) < 5:
+                self.notes.append(f"an outbox drain failed: {type(exc).__name__}: {exc}"[:200])
+            return False
+        return True
+
+    def _outbox_rows(self) -> int:
+        return int(self._oms_rows("SELECT count(*) FROM outbox", [])[0][0])
+
     def _poll(self) -> None:
         try:
             self.stack.poll_erp()
@@ -473,13 +670,20 @@ class _ChaosRun:
         self.faults_on = on
         self.killer.enabled = self.poller_killer.enabled = on
         s = self.settings
-        for sandbox in self.stack.sandboxes.values():
+        for name, sandbox in self.stack.sandboxes.items():
             sandbox.faults.clear()
             if not on:
                 continue
             sandbox.faults.add("status", probability=s.sandbox_error, status=503)
             sandbox.faults.add("status", probability=s.sandbox_error, status=500)
-            sandbox.faults.add("status", probability=s.sandbox_429, status=429)
+            if name == CRM:  # HubSpot's own 429: its body and rate-limit headers, no Retry-After
+                sandbox.faults.add("rate_limit", probability=s.sandbox_429)
+                # Its traffic is light (a read and a write per contact change): one sure 503 and one sure 429 of
+                # its own, so even a short run sees HubSpot fail.
+                sandbox.faults.add("status", times=1, status=503, path="/batch/read$")
+                sandbox.faults.add("rate_limit", times=1, path="/batch/upsert$")
+            else:
+                sandbox.faults.add("status", probability=s.sandbox_429, status=429)
             sandbox.faults.add("drop", probability=s.sandbox_drop)
             sandbox.faults.add("timeout", probability=s.sandbox_timeout, seconds=0.05)
             sandbox.faults.add("latency", probability=s.sandbox_latency, seconds=0.02)
@@ -574,12 +778,14 @@ class _ChaosRun:
 
     def _partial_drain(self) -> None:
         """Deliver most of each queue, leaving a few messages (0-15) to interleave with the next round's changes.
-        The backlog stays bounded, as it does with workers that keep up."""
+        The backlog stays bounded, as it does with workers that keep up; every queue that holds a message gets at
+        least one batch, so a queue with little traffic (the contacts pair's) is delivered while the faults last."""
         rng = self.rng
         sources = sorted(self.stack.event_sources)
         rng.shuffle(sources)
         for queue_id in sources:
-            source, leave = self.stack.event_sources[queue_id], rng.randint(0, 15)
+            source = self.stack.event_sources[queue_id]
+            leave = min(rng.randint(0, 15), source.depth()[0] - 1)
             for _ in range(50):
                 if source.depth()[0] <= leave:
                     break
@@ -591,6 +797,7 @@ class _ChaosRun:
     def _flush(self) -> None:
         for sandbox in self.stack.sandboxes.values():
             sandbox.flush()
+        self._drain_outbox()
         with self.retry_lock:
             retries, self.retries = self.retries, []
         for attempt in retries:  # Shopify's retry of a failed delivery (counted in the sandbox's deliveries)
@@ -615,6 +822,7 @@ class _ChaosRun:
             pending = any(source.depth() != (0, 0) for source in self.stack.event_sources.values())
             with self.retry_lock:
                 pending = pending or bool(self.retries)
+            pending = pending or self._outbox_rows() > 0
             quiet = quiet + 1 if moved == 0 and not pending else 0
             if pending and moved == 0:
                 time.sleep(0.2)
@@ -636,10 +844,12 @@ class _ChaosRun:
         self._converge()
         return dead, redriven
 
-    def dlq_depth(self) -> int:
-        """Messages in every DLQ (visible and in flight)."""
+    def dlq_depth(self, queue_id: str | None = None) -> int:
+        """Messages in every DLQ, or in ``queue_id``'s (visible and in flight)."""
         total = 0
-        for queue in self.stack.resources.queues.values():
+        for name, queue in self.stack.resources.queues.items():
+            if queue_id not in (None, name):
+                continue
             attributes = self.sqs.get_queue_attributes(
                 QueueUrl=queue.dlq_url,
                 AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
@@ -671,6 +881,11 @@ class _ChaosRun:
                 counts[mutation.store] += 1
         counts[CMMS] = len(self.stack.sandboxes[CMMS].updates)
         return counts
+
+    def contact_writes(self) -> Counter[str]:
+        """Syncline's writes of the contacts pair: to HubSpot, and to the OMS's customers."""
+        row = self.stack._connect("oms").execute("SELECT count(*) FROM chaos_customer_write_log").fetchone()
+        return Counter({CRM: self.crm_writes, "oms": int(row[0])})
 
     # -- the oracle ---------------------------------------------------------------------------------------
     def check(self) -> tuple[int, list[Divergence]]:
@@ -715,7 +930,24 @@ class _ChaosRun:
                 ]
         found += self._check_orders()
         checked += len(self.orders)
+        contacts = self.check_contacts()
+        found += contacts
+        checked += 2 * len(self.contact_keys)
         return checked, found
+
+    def check_contacts(self) -> list[Divergence]:
+        """Both systems hold every contact with the values of its latest edit (``_expected_contact``)."""
+        found = []
+        for key in self.contact_keys:
+            wanted, why = _expected_contact([edit for edit in self.contact_edits if edit.key == key])
+            values = {system: self._contact(system, key) for system in (CRM, "oms")}
+            lost = wanted not in values.values()  # the winning edit is in neither system
+            found += [
+                Divergence(system, key, {**wanted, "why": why}, value, lost)
+                for system, value in values.items()
+                if value != wanted
+            ]
+        return found
 
     def _check_orders(self) -> list[Divergence]:
         from syncline.connectors.oms_pg import OmsDatabase  # noqa: PLC0415
@@ -769,6 +1001,21 @@ def _expected_store_value(mutations: Sequence[_Mutation], seeded: int) -> tuple[
     return winner.value, f"{winner.origin} edit in {winner.store} at {winner.updated_at}{tie}"
 
 
+def _expected_contact(edits: Sequence[_ContactEdit]) -> tuple[dict[str, str | None], str]:
+    """What HubSpot and the OMS must both hold for one contact under the pair's policy, last writer wins: the
+    record as the latest edit left it. "Latest" compares the times the systems gave the edits (HubSpot's
+    ``updatedAt``, the OMS row's ``changed_at``); at the same time the higher version wins, then the system whose
+    name sorts first (``syncline.conflicts.LastWriterWins`` with no priority). The engine's own writes are not
+    edits: they carry the time of the edit they copy."""
+    winner = max(edits, key=lambda e: (e.changed_at, e.version, [-ord(ch) for ch in e.system]))
+    return winner.values, f"{winner.system} edit at {winner.changed_at.isoformat()}"
+
+
+def _queue_of(stack: Any, pair: str) -> str:
+    """The queue a pair's notices wait in."""
+    return str(next(queue.id for queue in stack.topology.queues if pair in queue.pairs))
+
+
 def _parse(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
@@ -779,15 +1026,17 @@ def _text(value: Any) -> Any:
     return value
 
 
-def _install_write_log(connection: Any, table: str) -> None:
-    """Count every row Syncline writes to ``table`` (a trigger into ``chaos_write_log``)."""
+def _install_write_log(connection: Any, table: str, log: str = "chaos_write_log") -> None:
+    """Count every row Syncline writes to ``table`` (a trigger into ``log``). Only Syncline writes the storefront's
+    and the OMS's orders; of the OMS's customers, only the writes marked as Syncline's are counted."""
+    syncline_only = "WHEN (current_setting('syncline.origin', true) = 'syncline')" if table == "customers" else ""
     connection.execute(
         f"""
-        CREATE TABLE IF NOT EXISTS chaos_write_log (at timestamptz DEFAULT now());
-        CREATE OR REPLACE FUNCTION chaos_log_write() RETURNS trigger AS $$
-        BEGIN INSERT INTO chaos_write_log DEFAULT VALUES; RETURN NEW; END $$ LANGUAGE plpgsql;
-        CREATE TRIGGER chaos_log_write AFTER INSERT OR UPDATE ON {table}
-            FOR EACH ROW EXECUTE FUNCTION chaos_log_write();
+        CREATE TABLE IF NOT EXISTS {log} (at timestamptz DEFAULT now());
+        CREATE OR REPLACE FUNCTION {log}() RETURNS trigger AS $$
+        BEGIN INSERT INTO {log} DEFAULT VALUES; RETURN NEW; END $$ LANGUAGE plpgsql;
+        CREATE TRIGGER {log} AFTER INSERT OR UPDATE ON {table}
+            FOR EACH ROW {syncline_only} EXECUTE FUNCTION {log}();
         """
     )
 
@@ -817,16 +1066,35 @@ def run_chaos(
     try:
         with run.patched():
             run.setup()
-            baseline = run.writes()
+            baseline, contact_baseline = run.writes(), run.contact_writes()
             delivered_before = sum(len(sandbox.delivered) for sandbox in stack.sandboxes.values())
             run.deliveries.clear()
+            run.changes.clear()  # the initial contacts are the starting point, not changes
             run.chaos(progress)
             converging = time.perf_counter()
             dead, redriven = run.converge()
             seconds_to_converge = time.perf_counter() - converging
         checked, divergences = run.check()
         left = run.dlq_depth()
-        writes = run.writes() - baseline
+        after = run.contact_writes()
+        contact_writes = Counter({system: after[system] - contact_baseline[system] for system in (CRM, "oms")})
+        writes = run.writes() - baseline + contact_writes
+        contact_divergences = [d for d in divergences if d.key in set(run.contact_keys)]
+        contact_changes = run.changes["contact_edited"] + run.changes["contact_created"]
+        contact_total = sum(contact_writes.values())
+        by_pair = {
+            CONTACTS_PAIR: PairFigures(
+                changes=contact_changes,
+                records_checked=2 * len(run.contact_keys),
+                divergent=len(contact_divergences),
+                lost=sum(1 for d in contact_divergences if d.lost),
+                left_in_dlq=run.dlq_depth(_queue_of(stack, CONTACTS_PAIR)),
+                writes=contact_total,
+                writes_by_system=dict(sorted(contact_writes.items())),
+                writes_per_change=round(contact_total / contact_changes, 3) if contact_changes else 0.0,
+                faults=dict(sorted(stack.sandboxes[CRM].faults.injected.items())),
+            )
+        }
         run.deliveries["webhook"] = (
             sum(len(sandbox.delivered) for sandbox in stack.sandboxes.values()) - delivered_before
         )
@@ -857,10 +1125,8 @@ def run_chaos(
             seconds_to_converge=round(seconds_to_converge, 2),
             seconds_total=round(time.perf_counter() - started, 2),
             divergent_records=divergences,
-            notes=[
-                *run.notes,
-                "HubSpot <-> OMS customers is not in the scenario yet (tests/e2e/test_crm_oms.py covers it).",
-            ],
+            notes=run.notes,
+            by_pair=by_pair,
         )
     finally:
         run.thaw()

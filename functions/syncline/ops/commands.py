@@ -674,6 +674,7 @@ def _reconcile(args: argparse.Namespace) -> int:
 
 def _reconcile_collaborators(ops: Any) -> Any:
     from syncline.adapters.dynamodb import DynamoStateStore  # noqa: PLC0415
+    from syncline.adapters.eventbridge import EventBridgePublisher  # noqa: PLC0415
     from syncline.erp.sage300 import Sage300Reader  # noqa: PLC0415
     from syncline.ops.reconcile_sides import Collaborators  # noqa: PLC0415
 
@@ -681,12 +682,15 @@ def _reconcile_collaborators(ops: Any) -> Any:
         connection = ops.connection(name, read_only=True)
         return Sage300Reader(lambda: connection)
 
+    # An order a repair writes into the OMS announces itself (OrderReceived / OrderStatusChanged) as the worker's do.
+    bus = EventBridgePublisher(ops.client("events"), ops.topology.bus_name)
     return Collaborators(
         systems=ops.systems,
         erp=erp,
         state=lambda: DynamoStateStore(ops.dynamodb, ops.table),
         twoway=ops.twoway,
         review=ops.conflict_review,
+        publish=bus.publish_event,
     )
 
 

@@ -180,13 +180,15 @@ class Collaborators:
     """What building a reconciliation needs; the CLI and the scheduled reconciler each pass theirs.
 
     ``erp(system)``: a read-only ERP reader; ``state()``: the state cache; ``twoway(pair)``: the pair's engine as
-    its worker builds it; ``review()``: the conflict list. Only the repair calls the last three."""
+    its worker builds it; ``review()``: the conflict list; ``publish``: puts a canonical event on the bus, as the
+    order worker does for the orders a repair writes (None: no events). Only the repair uses the last four."""
 
     systems: SystemFactory
     erp: Callable[[str], ReconcileSource]
     state: Callable[[], ReconcileState]
     twoway: Callable[[str], TwoWaySync]
     review: Callable[[], ConflictReview]
+    publish: Callable[[Any], object] | None = None
 
 
 def reconciliation(config: SynclineConfig, pair: Pair, using: Collaborators) -> Reconciliation:
@@ -593,7 +595,14 @@ def _order_reconciliation(pair: Pair, labels: tuple[str, str], using: Collaborat
         return iter_pages(lambda after: oms.page_orders(after, page_size))
 
     def worker(sink: Any) -> Any:
-        return order_sync(pair.name, using.systems.order_source(pair.source), oms, sink)
+        return order_sync(
+            pair.name,
+            using.systems.order_source(pair.source),
+            oms,
+            sink,
+            source_system=pair.source,
+            publish=using.publish,
+        )
 
     return Reconciliation(
         pair.name,

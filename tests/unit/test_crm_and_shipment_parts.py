@@ -223,6 +223,11 @@ def test_the_order_worker_may_put_its_order_events_on_the_bus() -> None:
     assert topology.function("sync_oms_order").publishes_notices  # OrderReceived, OrderStatusChanged
 
 
+def test_the_shipment_worker_may_put_shipment_created_on_the_bus() -> None:
+    topology = build_topology(config(SHIPMENTS))
+    assert topology.function("sync_store_shipment").publishes_notices  # ShipmentCreated
+
+
 def test_two_way_hubspot_or_oms_serves_contacts_only() -> None:
     with pytest.raises(ConfigError, match="two-way hubspot serves contact, not deal"):
         build_topology(config(CONTACTS | {"entity": "deal"}))

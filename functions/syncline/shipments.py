@@ -23,18 +23,16 @@ publish nothing.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from syncline.canonical.entities import Shipment
-from syncline.canonical.events import CanonicalEvent, ShipmentCreated
+from syncline.canonical.events import CanonicalEvent, ShipmentCreated, change_event_id
 from syncline.ports import DeadLetterSink
 from syncline.records import WRITTEN, RecordSync
 
 ENTITY = "shipment"
 CREATED = "created"
-_MAX_EVENT_ID = 255
 
 
 class FulfillmentTarget(Protocol):
@@ -46,11 +44,8 @@ class FulfillmentTarget(Protocol):
 def shipment_created(pair: str, shipment: Shipment, *, source_system: str) -> ShipmentCreated:
     """The event of the shipment's fulfilment; its id names the pair and the shipment (fulfilled once), so every
     attempt at the same fulfilment carries the same id."""
-    event_id = f"ShipmentCreated:{pair}:{shipment.shipment_id}"
-    if len(event_id) > _MAX_EVENT_ID:
-        event_id = f"ShipmentCreated:{hashlib.blake2b(event_id.encode(), digest_size=20).hexdigest()}"
     return ShipmentCreated(
-        event_id=event_id,
+        event_id=change_event_id("ShipmentCreated", pair, shipment.shipment_id),
         occurred_at=shipment.shipped_at or shipment.updated_at,
         source_system=source_system,
         key=shipment.shipment_id,

@@ -181,7 +181,8 @@ class Collaborators:
 
     ``erp(system)``: a read-only ERP reader; ``state()``: the state cache; ``twoway(pair)``: the pair's engine as
     its worker builds it; ``review()``: the conflict list; ``publish``: puts a canonical event on the bus, as the
-    order and shipment workers do for the orders and fulfilments a repair writes (None: no events). Only the repair uses the last four."""
+    order and shipment workers do for the orders and fulfilments a repair writes (None: no events). Only the
+    repair uses the last four."""
 
     systems: SystemFactory
     erp: Callable[[str], ReconcileSource]

@@ -1,5 +1,6 @@
 """SQS-triggered shipment worker: OMS shipment notices -> each shipment read fresh from the OMS -> the store's
-fulfilment of its order (once, with tracking); see ``handlers.record_worker``."""
+fulfilment of its order (once, with tracking), publishing ShipmentCreated for each fulfilment it creates; see
+``handlers.record_worker`` and ``syncline.shipments``."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ handler = record_handler(
         deps.systems().shipment_source(pair.source),
         deps.systems().fulfillment_target(pair.target),
         deps.dead_letters(),
+        source_system=pair.source,
+        publish=deps.publisher().publish_event,
     ),
 )
 

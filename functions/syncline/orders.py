@@ -12,19 +12,23 @@ event ids (derived from the change, not the delivery), which the notifier's dedu
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from pydantic import BaseModel
 
 from syncline.canonical.entities import Order, OrderStatus
-from syncline.canonical.events import CanonicalEvent, OrderReceived, OrderStatusChange, OrderStatusChanged
+from syncline.canonical.events import (
+    CanonicalEvent,
+    OrderReceived,
+    OrderStatusChange,
+    OrderStatusChanged,
+    change_event_id,
+)
 from syncline.ports import DeadLetterSink
 from syncline.records import WRITTEN, RecordSync
 
 ENTITY = "order"
-_MAX_EVENT_ID = 255
 
 
 class OrderWriteResult(Protocol):
@@ -52,7 +56,7 @@ def order_events(
         order = orders[order_id]
         events.append(
             OrderReceived(
-                event_id=_event_id("OrderReceived", source_system, order_id),
+                event_id=change_event_id("OrderReceived", source_system, order_id),
                 occurred_at=order.placed_at,
                 source_system=source_system,
                 key=order_id,
@@ -66,7 +70,7 @@ def order_events(
             continue
         events.append(
             OrderStatusChanged(
-                event_id=_event_id("OrderStatusChanged", source_system, order_id, previous.value, current.value),
+                event_id=change_event_id("OrderStatusChanged", source_system, order_id, previous.value, current.value),
                 occurred_at=order.updated_at,
                 source_system=source_system,
                 key=order_id,
@@ -106,10 +110,3 @@ def order_sync(
         return written | {key_of[order_id]: str(reason) for order_id, reason in dict(outcome.skipped).items()}
 
     return RecordSync(pair, ENTITY, source, write, dead_letters, batch_writes=True)
-
-
-def _event_id(*parts: str) -> str:
-    event_id = ":".join(parts)
-    if len(event_id) <= _MAX_EVENT_ID:
-        return event_id
-    return f"{parts[0]}:{hashlib.blake2b(event_id.encode(), digest_size=20).hexdigest()}"

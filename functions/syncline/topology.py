@@ -452,9 +452,9 @@ def build_topology(config: SynclineConfig) -> Topology:
                 table_access="readwrite",
                 dead_letters_to=queue.id,
                 # Stock alerts go on the bus as StockLevelCrossed events; orders as OrderReceived and
-                # OrderStatusChanged events.
+                # OrderStatusChanged events; fulfilled shipments as ShipmentCreated events.
                 publishes_notices=(entity == "inventory_level" and config.monitoring.stock.enabled)
-                or entity == "order",
+                or entity in ("order", "shipment"),
                 secrets=tuple(sorted({target, *(p.source for p in pairs)})),
             )
         )

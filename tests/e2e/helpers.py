@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+
+import boto3
 
 from syncline.cli import main
 from syncline.config import DEFAULT_PATH
@@ -70,6 +72,26 @@ def run_cli(stack: Any, *argv: str) -> tuple[int, Any]:
         return code, json.loads(text)
     except json.JSONDecodeError:
         return code, text
+
+
+def bus_tap(stack: Any, name: str, detail_types: list[str]) -> Callable[[], list[dict[str, Any]]]:
+    """A copy of every event of ``detail_types`` on the stack's bus, in a queue ``name`` of its own; returns a
+    function taking (and removing) what arrived, as EventBridge delivered it."""
+    events, sqs = boto3.client("events"), boto3.client("sqs")
+    inbox = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name=name, EventBusName=stack.resources.bus, EventPattern=json.dumps({"detail-type": detail_types}))
+    events.put_targets(Rule=name, EventBusName=stack.resources.bus, Targets=[{"Id": "inbox", "Arn": arn}])
+
+    def take() -> list[dict[str, Any]]:
+        taken = []
+        while messages := sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10).get("Messages", []):
+            for message in messages:
+                taken.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=inbox, ReceiptHandle=message["ReceiptHandle"])
+        return taken
+
+    return take
 
 
 @contextlib.contextmanager

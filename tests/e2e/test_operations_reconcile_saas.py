@@ -18,7 +18,7 @@ from syncline.local.stack import LocalStack
 from syncline.systems import ENV_ENDPOINTS
 from tests.conftest import load_event
 from tests.e2e import helpers
-from tests.e2e.helpers import stack_with
+from tests.e2e.helpers import bus_tap, stack_with
 
 STORE = """
 [systems.store_a]
@@ -433,7 +433,9 @@ def test_reconcile_of_a_shipment_pair_fulfils_what_the_store_lacks_once(
     assert _found(dry["before"]) == {("missing_in_target", s) for s in ("SH-1", "SH-2", "SH-9")}
     assert store.applied["fulfillmentCreate"] == 0
 
-    # When applied: the shipment worker fulfils the order once per parcel; the foreign order is reported
+    # When applied: the shipment worker fulfils the order once per parcel, announcing each fulfilment on the bus
+    # as the worker does; the foreign order is reported
+    take = bus_tap(stack, "shipment-events", ["ShipmentCreated"])
     code, applied = _cli(stack, "reconcile", "oms-shipments", "--apply", "--json", "--report", str(tmp_path / "a"))
     assert code == 4
     assert applied["applied"]["upserted"] == 2
@@ -442,7 +444,12 @@ def test_reconcile_of_a_shipment_pair_fulfils_what_the_store_lacks_once(
     assert store.orders[order_id]["displayFulfillmentStatus"] == "FULFILLED"
     assert sorted(f["trackingInfo"][0]["number"] for f in store.fulfillments[order_id]) == ["1Z-SH-1", "1Z-SH-2"]
     assert _found(applied["after"]) == {("missing_in_target", "SH-9")}
+    assert sorted(event["detail"]["event_id"] for event in take()) == [
+        "ShipmentCreated:oms-shipments:SH-1",
+        "ShipmentCreated:oms-shipments:SH-2",
+    ]
 
-    # When applied again, nothing is fulfilled twice
+    # When applied again, nothing is fulfilled twice, nor announced
     _cli(stack, "reconcile", "oms-shipments", "--apply", "--report", str(tmp_path / "b.json"))
     assert store.applied["fulfillmentCreate"] == 2
+    assert take() == []

@@ -15,7 +15,7 @@ import pytest
 
 from syncline.local.sandboxes.alerts import AlertsSandbox
 from syncline.local.stack import LocalStack
-from tests.e2e.helpers import stack_with
+from tests.e2e.helpers import bus_tap, stack_with
 
 ORDERS = """
 [systems.store_a]
@@ -73,27 +73,6 @@ def stack(services: tuple[Any, Any], tmp_path: Path) -> Iterator[LocalStack]:
         yield local
 
 
-def _tap(stack: LocalStack) -> Any:
-    """A copy of every order event on the bus, in a queue of its own; returns a function taking what arrived."""
-    events, sqs = boto3.client("events"), boto3.client("sqs")
-    inbox = sqs.create_queue(QueueName="order-events")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    events.put_rule(
-        Name="order-events", EventBusName=stack.resources.bus, EventPattern=json.dumps({"detail-type": ORDER_EVENTS})
-    )
-    events.put_targets(Rule="order-events", EventBusName=stack.resources.bus, Targets=[{"Id": "inbox", "Arn": arn}])
-
-    def take() -> list[dict[str, Any]]:
-        taken = []
-        while messages := sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10).get("Messages", []):
-            for message in messages:
-                taken.append(json.loads(message["Body"]))
-                sqs.delete_message(QueueUrl=inbox, ReceiptHandle=message["ReceiptHandle"])
-        return taken
-
-    return take
-
-
 def _texts(alerts: AlertsSandbox) -> list[str]:
     return [message["text"] for message in alerts.slack_messages]
 
@@ -101,7 +80,7 @@ def _texts(alerts: AlertsSandbox) -> list[str]:
 def test_order_created_and_status_changed_alert_once_each(stack: LocalStack) -> None:
     alerts = stack.alerts
     assert isinstance(alerts, AlertsSandbox)
-    take = _tap(stack)
+    take = bus_tap(stack, "order-events", ORDER_EVENTS)
     stack.seed_shopify("store_a", ["SKU100"], available=10)
     shop = stack.sandboxes["store_a"]
     variant = next(v for v, data in shop.variants.items() if data["sku"] == "SKU100")

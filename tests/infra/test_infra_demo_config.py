@@ -78,3 +78,13 @@ def test_each_function_reads_exactly_the_secrets_its_spec_names(synthesized: Any
             for name in spec.secrets
         }
         assert granted == expected, spec.id
+
+
+def test_the_order_and_shipment_workers_may_put_their_events_on_the_bus_and_nothing_more(synthesized: Any) -> None:
+    _, stack, resources = synthesized
+    (bus_id,) = [key for key, resource in resources.items() if resource["Type"] == "AWS::Events::EventBus"]
+    for function_id in ("sync_oms_order", "sync_store_a_shipment"):  # OrderReceived..., ShipmentCreated
+        logical_id = stack.get_logical_id(stack.functions[function_id].node.default_child)
+        assert allowed(statements(resources, logical_id), "events:") == [
+            ("events:PutEvents", {"Fn::GetAtt": [bus_id, "Arn"]})
+        ], function_id

@@ -18,6 +18,7 @@ from syncline.connectors.shopify import plan_fulfillment
 from syncline.contacts import contact_key, contact_values
 from syncline.models import ChangeNotice
 from syncline.outbox import canonical_notice, drain_outbox
+from syncline.shipments import shipment_created
 from syncline.topology import build_topology
 from syncline.webhooks import sign
 from syncline.webhooks.ingress import Ingress, WebhookRequest, echo_filters
@@ -173,6 +174,22 @@ def test_nothing_is_fulfilled_twice_or_before_it_ships(order: dict[str, Any], pa
     assert plan.fulfillment == {}
 
 
+def test_a_shipment_event_id_names_the_pair_and_the_shipment_and_fits_the_envelope() -> None:
+    parcel = shipment([("A", 1)], shipped_at=NOW)
+    event = shipment_created("oms-shipments", parcel, source_system="oms")
+    assert (event.event_type, event.event_id, event.key, event.occurred_at) == (
+        "ShipmentCreated",
+        "ShipmentCreated:oms-shipments:SH-1",
+        "SH-1",
+        NOW,
+    )
+    assert event.data == parcel
+    long = shipment_created("p" * 300, parcel, source_system="oms")
+    assert long.event_id.startswith("ShipmentCreated:") and len(long.event_id) <= 255
+    assert long.event_id == shipment_created("p" * 300, parcel, source_system="oms").event_id
+    assert long.event_id != shipment_created("q" * 300, parcel, source_system="oms").event_id
+
+
 # -- topology -------------------------------------------------------------------------------------------------
 
 SYSTEMS = {
@@ -221,6 +238,11 @@ def test_an_oms_that_is_only_a_target_gets_no_drainer() -> None:
 def test_the_order_worker_may_put_its_order_events_on_the_bus() -> None:
     topology = build_topology(config(ORDERS))
     assert topology.function("sync_oms_order").publishes_notices  # OrderReceived, OrderStatusChanged
+
+
+def test_the_shipment_worker_may_put_shipment_created_on_the_bus() -> None:
+    topology = build_topology(config(SHIPMENTS))
+    assert topology.function("sync_store_shipment").publishes_notices  # ShipmentCreated
 
 
 def test_two_way_hubspot_or_oms_serves_contacts_only() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Final, Generic, Literal, TypeVar
@@ -23,6 +24,7 @@ from syncline.canonical.entities import (
 from syncline.models import InventoryLevel, inventory_key
 
 SCHEMA_VERSION: Final = "1"
+MAX_EVENT_ID: Final = 255
 DataT = TypeVar("DataT", bound=BaseModel)
 
 
@@ -33,7 +35,7 @@ class CanonicalEvent(BaseModel, Generic[DataT]):
 
     event_type: str
     schema_version: Literal["1"] = SCHEMA_VERSION
-    event_id: Annotated[str, Field(min_length=1, max_length=255)]
+    event_id: Annotated[str, Field(min_length=1, max_length=MAX_EVENT_ID)]
     occurred_at: datetime
     source_system: str
     key: str
@@ -141,3 +143,12 @@ EVENT_TYPES: dict[str, type[CanonicalEvent[BaseModel]]] = {
         AssetUpdated,
     )
 }
+
+
+def change_event_id(*parts: str) -> str:
+    """An event id that names a change (its type first, then what identifies it), so every attempt to publish the
+    same change carries the same id and the notifier's dedupe recognises it; hashed when it would not fit."""
+    event_id = ":".join(parts)
+    if len(event_id) <= MAX_EVENT_ID:
+        return event_id
+    return f"{parts[0]}:{hashlib.blake2b(event_id.encode(), digest_size=20).hexdigest()}"

@@ -680,12 +680,16 @@ class ShopifyFulfillments:
         order = data.get("order")
         return dict(order) if order else None
 
-    def fulfill(self, shipment: Shipment) -> str:
+    def fulfill(self, shipment: Shipment, *, before_create: Callable[[], None] | None = None) -> str:
         """Create the shipment's fulfilment; returns "created" or the reason nothing was needed. A refusal is
-        checked against the order as it is now (a concurrent worker may have fulfilled it first)."""
+        checked against the order as it is now (a concurrent worker may have fulfilled it first).
+        ``before_create()`` runs once the plan says a fulfilment is needed, just before it is created; if it
+        raises, nothing is created."""
         plan = self._plan(shipment)
         if plan.skip is not None:
             return plan.skip
+        if before_create is not None:
+            before_create()
         result = self.admin.graphql("FulfillmentCreate", q.FULFILLMENT_CREATE, {"fulfillment": dict(plan.fulfillment)})[
             "fulfillmentCreate"
         ]

@@ -682,7 +682,8 @@ def _reconcile_collaborators(ops: Any) -> Any:
         connection = ops.connection(name, read_only=True)
         return Sage300Reader(lambda: connection)
 
-    # An order a repair writes into the OMS announces itself (OrderReceived / OrderStatusChanged) as the worker's do.
+    # An order a repair writes into the OMS announces itself (OrderReceived / OrderStatusChanged), and a fulfilment it
+    # creates in a store ShipmentCreated, as the workers' do.
     bus = EventBridgePublisher(ops.client("events"), ops.topology.bus_name)
     return Collaborators(
         systems=ops.systems,

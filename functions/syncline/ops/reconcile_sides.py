@@ -181,7 +181,8 @@ class Collaborators:
 
     ``erp(system)``: a read-only ERP reader; ``state()``: the state cache; ``twoway(pair)``: the pair's engine as
     its worker builds it; ``review()``: the conflict list; ``publish``: puts a canonical event on the bus, as the
-    order worker does for the orders a repair writes (None: no events). Only the repair uses the last four."""
+    order and shipment workers do for the orders and fulfilments a repair writes (None: no events). Only the
+    repair uses the last four."""
 
     systems: SystemFactory
     erp: Callable[[str], ReconcileSource]
@@ -706,7 +707,14 @@ def _shipment_reconciliation(pair: Pair, labels: tuple[str, str], using: Collabo
         return iter_pages(lambda after: oms.page_shipments(after, page_size))
 
     def worker(sink: Any) -> Any:
-        return shipment_sync(pair.name, using.systems.shipment_source(pair.source), fulfilments, sink)
+        return shipment_sync(
+            pair.name,
+            using.systems.shipment_source(pair.source),
+            fulfilments,
+            sink,
+            source_system=pair.source,
+            publish=using.publish,
+        )
 
     return Reconciliation(
         pair.name,

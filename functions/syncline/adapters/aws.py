@@ -24,37 +24,43 @@ if TYPE_CHECKING:
 ENV_PARAMETER_VALIDATION = "SYNCLINE_AWS_PARAMETER_VALIDATION"
 
 
-def _config() -> Config:
-    return Config(
-        retries={"mode": "standard", "max_attempts": 5},
-        connect_timeout=5,
-        read_timeout=20,
-        parameter_validation=os.environ.get(ENV_PARAMETER_VALIDATION) == "1",
-    )
+def _validating() -> bool:
+    return os.environ.get(ENV_PARAMETER_VALIDATION) == "1"
 
 
 @cache
-def _client(service: str) -> Any:
-    return boto3.session.Session().client(service, config=_config())  # type: ignore[call-overload]
+def _client(service: str, validate: bool) -> Any:
+    config = Config(
+        retries={"mode": "standard", "max_attempts": 5},
+        connect_timeout=5,
+        read_timeout=20,
+        parameter_validation=validate,
+    )
+    return boto3.session.Session().client(service, config=config)  # type: ignore[call-overload]
 
 
 def dynamodb() -> DynamoDBClient:
-    client: DynamoDBClient = _client("dynamodb")
+    client: DynamoDBClient = _client("dynamodb", _validating())
     return client
 
 
 def events() -> EventBridgeClient:
-    client: EventBridgeClient = _client("events")
+    client: EventBridgeClient = _client("events", _validating())
     return client
 
 
 def sqs() -> SQSClient:
-    client: SQSClient = _client("sqs")
+    client: SQSClient = _client("sqs", _validating())
     return client
 
 
+def client(service: str) -> Any:
+    """A client of any other service with the same defaults (e.g. ``sesv2`` for the e-mail channel)."""
+    return _client(service, _validating())
+
+
 def sns() -> SNSClient:
-    client: SNSClient = _client("sns")
+    client: SNSClient = _client("sns", _validating())
     return client
 
 

@@ -215,7 +215,7 @@ class SesEmail:
         if self._client is None:
             from syncline.adapters import aws  # noqa: PLC0415 - boto3 only when e-mail is used
 
-            self._client = aws._client("sesv2")  # the shared client defaults (standard retries, timeouts)
+            self._client = aws.client("sesv2")  # the shared client defaults (standard retries, timeouts)
         return self._client
 
     def message(self, alert: Alert) -> dict[str, Any]:

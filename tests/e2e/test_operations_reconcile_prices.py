@@ -5,7 +5,6 @@ ERP prices through the worker's own write path, and a second compare agrees."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -15,9 +14,7 @@ import pytest
 
 from syncline.local.sage300 import ItemPrice
 from syncline.local.stack import LocalStack
-from syncline.systems import ENV_ENDPOINTS
-from tests.e2e import helpers
-from tests.e2e.helpers import stack_with
+from tests.e2e.reconcile_helpers import cli, found, sandbox_stack
 from tests.e2e.test_price_sync import PRICES
 
 SKUS = ["SKU-A", "SKU-B", "SKU-C"]
@@ -25,17 +22,8 @@ SKUS = ["SKU-A", "SKU-B", "SKU-C"]
 
 @pytest.fixture
 def stack(services: tuple[Any, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
-    with stack_with(services, tmp_path, PRICES) as local:
-        monkeypatch.setenv(ENV_ENDPOINTS, json.dumps({name: box.url for name, box in local.sandboxes.items()}))
+    with sandbox_stack(services, tmp_path, monkeypatch, PRICES) as local:
         yield local
-
-
-def _cli(stack: LocalStack, *argv: str) -> tuple[int, Any]:
-    return helpers.run_cli(stack, *argv, "--config", str(stack.config_file))  # type: ignore[attr-defined]
-
-
-def _found(document: dict[str, Any]) -> set[tuple[str, str]]:
-    return {(d["kind"], d["key"]) for d in document["discrepancies"]}
 
 
 def _synced(stack: LocalStack) -> None:
@@ -65,7 +53,7 @@ def test_reconcile_of_a_storefront_price_pair_repairs_through_the_guarded_upsert
     stack: LocalStack, tmp_path: Path
 ) -> None:
     _synced(stack)
-    code, clean = _cli(stack, "reconcile", "erp-storefront-prices", "--json", "--report", str(tmp_path / "0.json"))
+    code, clean = cli(stack, "reconcile", "erp-storefront-prices", "--json", "--report", str(tmp_path / "0.json"))
     assert code == 0, clean
     assert (clean["before"]["compared"], clean["before"]["unmappable"]) == (3, 1)  # SKU-NEG: the DLQ's
 
@@ -80,9 +68,9 @@ def test_reconcile_of_a_storefront_price_pair_repairs_through_the_guarded_upsert
     )
 
     # When compared: exactly those, with the ERP's values against the storefront's
-    code, dry = _cli(stack, "reconcile", "erp-storefront-prices", "--json", "--report", str(tmp_path / "d.json"))
+    code, dry = cli(stack, "reconcile", "erp-storefront-prices", "--json", "--report", str(tmp_path / "d.json"))
     assert code == 4
-    assert _found(dry["before"]) == {
+    assert found(dry["before"]) == {
         ("mismatch", "SKU-A"),
         ("missing_in_target", "SKU-B"),
         ("mismatch", "SKU-C"),
@@ -94,17 +82,17 @@ def test_reconcile_of_a_storefront_price_pair_repairs_through_the_guarded_upsert
     assert "never unpublishes a price" in by_key["SKU-OLD"]["note"]
 
     # When applied: the current ERP prices are written; the row the ERP lacks is left
-    code, applied = _cli(
+    code, applied = cli(
         stack, "reconcile", "erp-storefront-prices", "--apply", "--json", "--report", str(tmp_path / "a.json")
     )
     assert (applied["applied"]["upserted"], applied["applied"]["left"], applied["applied"]["rejected"]) == (3, 1, [])
-    assert _found(applied["after"]) == {("missing_in_source", "SKU-OLD")} and code == 4
+    assert found(applied["after"]) == {("missing_in_source", "SKU-OLD")} and code == 4
     rows = dict(shop.execute("SELECT sku, price FROM prices WHERE price_list = 'WEB'").fetchall())
     assert rows == {"SKU-A": Decimal("19.99"), "SKU-B": Decimal("5.50"), "SKU-C": Decimal("8.25"), "SKU-OLD": 3}
 
     # Then, once the operator removes what the note names, a second compare agrees on every price
     shop.execute("DELETE FROM prices WHERE sku = 'SKU-OLD'")
-    code, again = _cli(stack, "reconcile", "erp-storefront-prices", "--json", "--report", str(tmp_path / "b.json"))
+    code, again = cli(stack, "reconcile", "erp-storefront-prices", "--json", "--report", str(tmp_path / "b.json"))
     assert code == 0
     assert (again["before"]["compared"], again["before"]["consistency"]) == (3, 1.0)
 
@@ -114,7 +102,7 @@ def test_reconcile_of_a_shopify_price_pair_writes_only_the_variants_that_differ(
 ) -> None:
     _synced(stack)
     sandbox = stack.sandboxes["store_a"]
-    code, clean = _cli(stack, "reconcile", "erp-store-a-prices", "--json", "--report", str(tmp_path / "0.json"))
+    code, clean = cli(stack, "reconcile", "erp-store-a-prices", "--json", "--report", str(tmp_path / "0.json"))
     assert code == 0, clean
     assert clean["before"]["compared"] == 3  # SKU-NEG is mapped to no variant: not this store's business
 
@@ -125,14 +113,14 @@ def test_reconcile_of_a_shopify_price_pair_writes_only_the_variants_that_differ(
     stack.erp().set_prices([ItemPrice("SKU-C", "WEB", Decimal("8.25"))])
     updates = sandbox.applied["productVariantsBulkUpdate"]
 
-    code, dry = _cli(stack, "reconcile", "erp-store-a-prices", "--json", "--report", str(tmp_path / "d.json"))
+    code, dry = cli(stack, "reconcile", "erp-store-a-prices", "--json", "--report", str(tmp_path / "d.json"))
     assert code == 4
-    assert _found(dry["before"]) == {("mismatch", "SKU-A"), ("mismatch", "SKU-B"), ("mismatch", "SKU-C")}
+    assert found(dry["before"]) == {("mismatch", "SKU-A"), ("mismatch", "SKU-B"), ("mismatch", "SKU-C")}
     by_key = {d["key"]: d for d in dry["before"]["discrepancies"]}
     assert by_key["SKU-B"]["fields"] == {"compare_at": [None, "9"]}
 
     # When applied: one update per product that differs, through the price worker's write path
-    code, applied = _cli(
+    code, applied = cli(
         stack, "reconcile", "erp-store-a-prices", "--apply", "--json", "--report", str(tmp_path / "a.json")
     )
     assert code == 0, applied
@@ -144,7 +132,7 @@ def test_reconcile_of_a_shopify_price_pair_writes_only_the_variants_that_differ(
     assert Decimal(_variant(stack, "SKU-C")["price"]) == Decimal("8.25")
 
     # Then a second compare agrees, and a second apply writes nothing
-    code, again = _cli(stack, "reconcile", "erp-store-a-prices", "--apply", "--json", "--report", str(tmp_path / "b"))
+    code, again = cli(stack, "reconcile", "erp-store-a-prices", "--apply", "--json", "--report", str(tmp_path / "b"))
     assert code == 0
     assert (again["before"]["compared"], again["before"]["consistency"]) == (3, 1.0)
     assert sandbox.applied["productVariantsBulkUpdate"] == updates + 3

@@ -4,7 +4,6 @@ write path, products the ERP lacks are left (and the report says why), and once 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -15,10 +14,9 @@ import pytest
 
 from syncline.local.sage300 import Stock
 from syncline.local.stack import LocalStack
-from syncline.systems import ENV_ENDPOINTS
 from tests.conftest import load_event
-from tests.e2e import helpers
-from tests.e2e.helpers import bus_tap, stack_with
+from tests.e2e.helpers import bus_tap
+from tests.e2e.reconcile_helpers import cli, found, sandbox_stack
 
 STORE = """
 [systems.store_a]
@@ -62,26 +60,15 @@ SKUS = [f"SKU{i:03d}" for i in range(6)]
 MAIN, EAST = "gid://shopify/Location/1001", "gid://shopify/Location/1002"
 
 
-def _cli(stack: LocalStack, *argv: str) -> tuple[int, Any]:
-    return helpers.run_cli(stack, *argv, "--config", str(stack.config_file))  # type: ignore[attr-defined]
-
-
-def _found(document: dict[str, Any]) -> set[tuple[str, str]]:
-    return {(d["kind"], d["key"]) for d in document["discrepancies"]}
-
-
 @pytest.fixture
 def shop(services: tuple[Any, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
-    with stack_with(services, tmp_path, STORE) as local:
-        # The CLI reaches the sandbox as an operator points it anywhere: SYNCLINE_ENDPOINTS.
-        monkeypatch.setenv(ENV_ENDPOINTS, json.dumps({name: box.url for name, box in local.sandboxes.items()}))
+    with sandbox_stack(services, tmp_path, monkeypatch, STORE) as local:
         yield local
 
 
 @pytest.fixture
 def cmms_stack(services: tuple[Any, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
-    with stack_with(services, tmp_path, CMMS) as local:
-        monkeypatch.setenv(ENV_ENDPOINTS, json.dumps({name: box.url for name, box in local.sandboxes.items()}))
+    with sandbox_stack(services, tmp_path, monkeypatch, CMMS) as local:
         yield local
 
 
@@ -109,12 +96,12 @@ def test_reconcile_into_shopify_finds_repairs_and_leaves_what_it_must(shop: Loca
     sandbox.stock(stranger, MAIN, available=3)
 
     # When the pair is compared (dry run)
-    code, dry = _cli(shop, "reconcile", "erp-store-a", "--json", "--report", str(tmp_path / "dry.json"))
+    code, dry = cli(shop, "reconcile", "erp-store-a", "--json", "--report", str(tmp_path / "dry.json"))
 
     # Then exactly the planted discrepancies are reported, the SaaS ones with what apply will do about them
     assert code == 4
     before = dry["before"]
-    assert _found(before) == {
+    assert found(before) == {
         ("mismatch", "SKU001|main"),
         ("missing_in_source", "SKU002|east"),
         ("mismatch", "SKU003|main"),
@@ -127,12 +114,12 @@ def test_reconcile_into_shopify_finds_repairs_and_leaves_what_it_must(shop: Loca
     assert (before["compared"], before["in_agreement"], before["counts"]["mismatch"]) == (12, 8, 2)
     assert before["source"] == "sage300 (sage300)" and before["target"] == "store_a (shopify)"
     assert sandbox.quantity(items["SKU001"], MAIN) == 500  # a dry run writes nothing
-    code, text = _cli(shop, "reconcile", "erp-store-a", "--report", str(tmp_path / "dry-text.json"))
+    code, text = cli(shop, "reconcile", "erp-store-a", "--report", str(tmp_path / "dry-text.json"))
     assert code == 4 and "consistency 66.6667%" in text
     assert "note (1): left: store_a is a SaaS target and reconcile never deletes its products" in text
 
     # When --apply runs
-    code, applied = _cli(shop, "reconcile", "erp-store-a", "--apply", "--json", "--report", str(tmp_path / "a.json"))
+    code, applied = cli(shop, "reconcile", "erp-store-a", "--apply", "--json", "--report", str(tmp_path / "a.json"))
 
     # Then the quantities are repaired through the worker's write path, the state cache committed...
     assert code == 4
@@ -144,18 +131,18 @@ def test_reconcile_into_shopify_finds_repairs_and_leaves_what_it_must(shop: Loca
     assert "Item" in state
     # ...the product the ERP lost is left in the store, and the unstocked level is not stocked by Syncline
     assert (items["SKU002"], EAST) in sandbox.levels
-    assert _found(applied["after"]) == {("missing_in_source", "SKU002|east"), ("missing_in_target", "SKU004|east")}
+    assert found(applied["after"]) == {("missing_in_source", "SKU002|east"), ("missing_in_target", "SKU004|east")}
 
     # When the merchant stocks SKU004 at east and removes SKU002 there, and apply runs again
     sandbox.stock(items["SKU004"], EAST, available=0)
     with sandbox.lock:
         del sandbox.levels[(items["SKU002"], EAST)]
-    code, again = _cli(shop, "reconcile", "erp-store-a", "--apply", "--json", "--report", str(tmp_path / "b.json"))
+    code, again = cli(shop, "reconcile", "erp-store-a", "--apply", "--json", "--report", str(tmp_path / "b.json"))
 
     # Then the pair converges: 100 % consistent
     assert code == 0, again["after"]["discrepancies"]
     assert sandbox.quantity(items["SKU004"], EAST) == 13
-    code, text = _cli(shop, "reconcile", "erp-store-a", "--report", str(tmp_path / "c.json"))
+    code, text = cli(shop, "reconcile", "erp-store-a", "--report", str(tmp_path / "c.json"))
     assert code == 0 and "consistency 100.0000%" in text
     # ...and the scheduled reconciler measures the store pair the same way
     invocation = shop.functions["reconciler"].invoke(load_event("reconcile_scheduled.json"))
@@ -191,11 +178,11 @@ def test_reconcile_into_fracttal_compares_the_warehouse_within_the_pairs_filters
     erp.set_stock([Stock("SP-100", "1", Decimal(6))])
 
     # When compared
-    code, dry = _cli(cmms_stack, "reconcile", "erp-cmms-spares", "--json", "--report", str(tmp_path / "d.json"))
+    code, dry = cli(cmms_stack, "reconcile", "erp-cmms-spares", "--json", "--report", str(tmp_path / "d.json"))
 
     # Then: two mismatches, a part the CMMS does not stock, a part the ERP does not have
     assert code == 4
-    assert _found(dry["before"]) == {
+    assert found(dry["before"]) == {
         ("mismatch", "SP-100|main"),
         ("mismatch", "SP-200|main"),
         ("missing_in_target", "SP-300|main"),
@@ -205,19 +192,19 @@ def test_reconcile_into_fracttal_compares_the_warehouse_within_the_pairs_filters
     assert [Decimal(value) for value in stock] == [3, 50]
 
     # When applied: stock written through the worker's path, nothing created, nothing deleted
-    code, applied = _cli(
+    code, applied = cli(
         cmms_stack, "reconcile", "erp-cmms-spares", "--apply", "--json", "--report", str(tmp_path / "a")
     )
     assert code == 4
     assert (applied["applied"]["upserted"], applied["applied"]["unchanged"], applied["applied"]["left"]) == (2, 1, 1)
     assert (cmms.stock("MAIN-WH", "SP-100"), cmms.stock("MAIN-WH", "SP-200")) == (6, 3)
-    assert _found(applied["after"]) == {("missing_in_target", "SP-300|main"), ("missing_in_source", "SP-400|main")}
+    assert found(applied["after"]) == {("missing_in_target", "SP-300|main"), ("missing_in_source", "SP-400|main")}
 
     # When the CMMS stocks SP-300 and drops SP-400, apply converges the pair
     cmms.add_item("MAIN-WH", "SP-300", stock=0)
     with cmms.lock:
         del cmms.items[(cmms._warehouse_id("MAIN-WH"), "SP-400")]
-    code, again = _cli(cmms_stack, "reconcile", "erp-cmms-spares", "--apply", "--json", "--report", str(tmp_path / "b"))
+    code, again = cli(cmms_stack, "reconcile", "erp-cmms-spares", "--apply", "--json", "--report", str(tmp_path / "b"))
     assert code == 0, again["after"]["discrepancies"]
     assert cmms.stock("MAIN-WH", "SP-300") == 5
     assert again["after"]["consistency"] == 1.0
@@ -255,8 +242,7 @@ direction = "two_way"
 
 @pytest.fixture
 def stores(services: tuple[Any, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
-    with stack_with(services, tmp_path, TWO_STORES) as local:
-        monkeypatch.setenv(ENV_ENDPOINTS, json.dumps({name: box.url for name, box in local.sandboxes.items()}))
+    with sandbox_stack(services, tmp_path, monkeypatch, TWO_STORES) as local:
         yield local
 
 
@@ -272,9 +258,9 @@ def test_reconcile_of_two_shopify_stores_reads_every_level_and_the_newest_change
     with b.lock:
         del b.levels[(items_b["SKU000"], "gid://shopify/Location/2002")]
 
-    code, dry = _cli(stores, "reconcile", "stores-inventory", "--json", "--report", str(tmp_path / "dry.json"))
+    code, dry = cli(stores, "reconcile", "stores-inventory", "--json", "--report", str(tmp_path / "dry.json"))
     assert code == 4
-    assert _found(dry["before"]) == {
+    assert found(dry["before"]) == {
         ("mismatch", "SKU001|main"),
         ("mismatch", "SKU002|east"),
         ("missing_in_target", "SKU000|east"),
@@ -284,14 +270,14 @@ def test_reconcile_of_two_shopify_stores_reads_every_level_and_the_newest_change
     assert "stocks the item" in unstocked["note"]
 
     # When applied: the pair's sync settles each key by its policy (last writer wins), in both directions
-    code, applied = _cli(stores, "reconcile", "stores-inventory", "--apply", "--json", "--report", str(tmp_path / "a"))
+    code, applied = cli(stores, "reconcile", "stores-inventory", "--apply", "--json", "--report", str(tmp_path / "a"))
     assert b.quantity(items_b["SKU001"], "gid://shopify/Location/2001") == 5
     assert a.quantity(items_a["SKU002"], EAST) == 7
     # ...and a level the store does not stock is not stocked by Syncline: the write is refused and reported
     assert code == 4
     assert applied["applied"]["resynced"] == 2
     assert [key for key, _ in applied["applied"]["rejected"]] == ["SKU000|east"]
-    assert _found(applied["after"]) == {("missing_in_target", "SKU000|east")}
+    assert found(applied["after"]) == {("missing_in_target", "SKU000|east")}
 
 
 ORDERS = """
@@ -316,8 +302,7 @@ entity = "order"
 
 @pytest.fixture
 def orders_stack(services: tuple[Any, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
-    with stack_with(services, tmp_path, ORDERS) as local:
-        monkeypatch.setenv(ENV_ENDPOINTS, json.dumps({name: box.url for name, box in local.sandboxes.items()}))
+    with sandbox_stack(services, tmp_path, monkeypatch, ORDERS) as local:
         yield local
 
 
@@ -333,10 +318,10 @@ def test_reconcile_of_an_order_pair_reruns_the_orders_that_differ_through_the_wo
     store = orders_stack.sandboxes["store_a"]
     variant = store.add_product("Mug", [{"sku": "MUG-1", "price": "12.50"}]).variant_ids[0]
     first, second, third = (store.add_order([(variant, n)]) for n in (1, 2, 3))
-    code, synced = _cli(
+    code, synced = cli(
         orders_stack, "reconcile", "store-a-orders", "--apply", "--json", "--report", str(tmp_path / "0")
     )
-    assert code == 0 and _found(synced["before"]) == {("missing_in_target", o) for o in (first, second, third)}
+    assert code == 0 and found(synced["before"]) == {("missing_in_target", o) for o in (first, second, third)}
     assert set(_oms_orders(orders_stack)) == {first, second, third}
     assert synced["after"]["consistency"] == 1.0
 
@@ -355,23 +340,23 @@ def test_reconcile_of_an_order_pair_reruns_the_orders_that_differ_through_the_wo
     )
 
     # When compared
-    code, dry = _cli(orders_stack, "reconcile", "store-a-orders", "--json", "--report", str(tmp_path / "d.json"))
+    code, dry = cli(orders_stack, "reconcile", "store-a-orders", "--json", "--report", str(tmp_path / "d.json"))
 
     # Then exactly those: two status mismatches and an order the store lacks (left, with the reason)
     assert code == 4
-    assert _found(dry["before"]) == {("mismatch", first), ("mismatch", second), ("missing_in_source", third)}
+    assert found(dry["before"]) == {("mismatch", first), ("mismatch", second), ("missing_in_source", third)}
     by_key = {d["key"]: d for d in dry["before"]["discrepancies"]}
     assert by_key[first]["fields"]["status"] == ["fulfilled", "confirmed"]
     assert "never deletes an order" in by_key[third]["note"]
 
     # When applied: the two orders go through the order worker's guarded upsert; the third is left
-    code, applied = _cli(
+    code, applied = cli(
         orders_stack, "reconcile", "store-a-orders", "--apply", "--json", "--report", str(tmp_path / "a")
     )
     assert (applied["applied"]["upserted"], applied["applied"]["left"]) == (2, 1)
     assert _oms_orders(orders_stack)[first][0] == "fulfilled"
     assert _oms_orders(orders_stack)[second][1] == "refunded"
-    assert code == 4 and _found(applied["after"]) == {("missing_in_source", third)}
+    assert code == 4 and found(applied["after"]) == {("missing_in_source", third)}
 
 
 SHIPMENTS = (
@@ -388,8 +373,7 @@ entity = "shipment"
 
 @pytest.fixture
 def shipments_stack(services: tuple[Any, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
-    with stack_with(services, tmp_path, SHIPMENTS) as local:
-        monkeypatch.setenv(ENV_ENDPOINTS, json.dumps({name: box.url for name, box in local.sandboxes.items()}))
+    with sandbox_stack(services, tmp_path, monkeypatch, SHIPMENTS) as local:
         yield local
 
 
@@ -417,7 +401,7 @@ def test_reconcile_of_a_shipment_pair_fulfils_what_the_store_lacks_once(
     stack.seed_shopify("store_a", ["SKU-1", "SKU-2"], available=10)
     variant = {data["sku"]: gid for gid, data in store.variants.items()}
     order_id = store.add_order([(variant["SKU-1"], 2), (variant["SKU-2"], 1)])
-    assert _cli(stack, "reconcile", "store-a-orders", "--apply", "--report", str(tmp_path / "o.json"))[0] == 0
+    assert cli(stack, "reconcile", "store-a-orders", "--apply", "--report", str(tmp_path / "o.json"))[0] == 0
     _ship(stack, "SH-1", order_id, "SKU-1", 2)
     _ship(stack, "SH-2", order_id, "SKU-2", 1)
     _ship(stack, "SH-3", order_id, "SKU-2", 1, status="pending")  # not shipped: nothing the store should show
@@ -428,28 +412,28 @@ def test_reconcile_of_a_shipment_pair_fulfils_what_the_store_lacks_once(
     _ship(stack, "SH-9", "POS-9", "SKU-1", 1)  # an order the store does not have
 
     # When compared: every shipped shipment lacks its fulfilment in the store
-    code, dry = _cli(stack, "reconcile", "oms-shipments", "--json", "--report", str(tmp_path / "d.json"))
+    code, dry = cli(stack, "reconcile", "oms-shipments", "--json", "--report", str(tmp_path / "d.json"))
     assert code == 4
-    assert _found(dry["before"]) == {("missing_in_target", s) for s in ("SH-1", "SH-2", "SH-9")}
+    assert found(dry["before"]) == {("missing_in_target", s) for s in ("SH-1", "SH-2", "SH-9")}
     assert store.applied["fulfillmentCreate"] == 0
 
     # When applied: the shipment worker fulfils the order once per parcel, announcing each fulfilment on the bus
     # as the worker does; the foreign order is reported
     take = bus_tap(stack, "shipment-events", ["ShipmentCreated"])
-    code, applied = _cli(stack, "reconcile", "oms-shipments", "--apply", "--json", "--report", str(tmp_path / "a"))
+    code, applied = cli(stack, "reconcile", "oms-shipments", "--apply", "--json", "--report", str(tmp_path / "a"))
     assert code == 4
     assert applied["applied"]["upserted"] == 2
     assert [key for key, _ in applied["applied"]["rejected"]] == ["SH-9"]
     assert "not in the store" in applied["applied"]["rejected"][0][1]
     assert store.orders[order_id]["displayFulfillmentStatus"] == "FULFILLED"
     assert sorted(f["trackingInfo"][0]["number"] for f in store.fulfillments[order_id]) == ["1Z-SH-1", "1Z-SH-2"]
-    assert _found(applied["after"]) == {("missing_in_target", "SH-9")}
+    assert found(applied["after"]) == {("missing_in_target", "SH-9")}
     assert sorted(event["detail"]["event_id"] for event in take()) == [
         "ShipmentCreated:oms-shipments:SH-1",
         "ShipmentCreated:oms-shipments:SH-2",
     ]
 
     # When applied again, nothing is fulfilled twice, nor announced
-    _cli(stack, "reconcile", "oms-shipments", "--apply", "--report", str(tmp_path / "b.json"))
+    cli(stack, "reconcile", "oms-shipments", "--apply", "--report", str(tmp_path / "b.json"))
     assert store.applied["fulfillmentCreate"] == 2
     assert take() == []

@@ -6,7 +6,6 @@ paging (SOQL's nextRecordsUrl, the REST list's cursor or offset), discrepancies 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -18,10 +17,8 @@ import pytest
 from syncline.adapters.pg_records import PostgresRecords
 from syncline.local.sage300 import Stock
 from syncline.local.stack import LocalStack
-from syncline.systems import ENV_ENDPOINTS
 from syncline.topology import rest_poll_schedule_id
-from tests.e2e import helpers
-from tests.e2e.helpers import stack_with
+from tests.e2e.reconcile_helpers import cli, found, sandbox_stack
 
 CRM = """
 [systems.sfdc]
@@ -110,33 +107,22 @@ locations = ["1"]
 
 @pytest.fixture
 def crm(services: tuple[Any, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
-    with stack_with(services, tmp_path, CRM) as local:
-        monkeypatch.setenv(ENV_ENDPOINTS, json.dumps({name: box.url for name, box in local.sandboxes.items()}))
+    with sandbox_stack(services, tmp_path, monkeypatch, CRM) as local:
         yield local
 
 
 @pytest.fixture
 def pim(services: tuple[Any, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
-    with stack_with(services, tmp_path, PIM) as local:
-        monkeypatch.setenv(ENV_ENDPOINTS, json.dumps({name: box.url for name, box in local.sandboxes.items()}))
+    with sandbox_stack(services, tmp_path, monkeypatch, PIM) as local:
         local.sandboxes["pim"].collections["products"].pagination = "cursor"
         yield local
 
 
 @pytest.fixture
 def pos(services: tuple[Any, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
-    with stack_with(services, tmp_path, POS) as local:
-        monkeypatch.setenv(ENV_ENDPOINTS, json.dumps({name: box.url for name, box in local.sandboxes.items()}))
+    with sandbox_stack(services, tmp_path, monkeypatch, POS) as local:
         local.sandboxes["pos"].collections["stock"].pagination = "offset"
         yield local
-
-
-def _cli(stack: LocalStack, *argv: str) -> tuple[int, Any]:
-    return helpers.run_cli(stack, *argv, "--config", str(stack.config_file))  # type: ignore[attr-defined]
-
-
-def _found(document: dict[str, Any]) -> set[tuple[str, str]]:
-    return {(d["kind"], d["key"]) for d in document["discrepancies"]}
 
 
 def _first_name(stack: LocalStack, email: str) -> str | None:
@@ -157,7 +143,7 @@ def test_reconcile_of_salesforce_contacts_and_oms_customers_settles_what_no_even
         for name in ("Ada", "Bob", "Cy", "Di")
     }
     crm.settle()
-    code, clean = _cli(crm, "reconcile", "sf-customers", "--json", "--report", str(tmp_path / "0.json"))
+    code, clean = cli(crm, "reconcile", "sf-customers", "--json", "--report", str(tmp_path / "0.json"))
     assert code == 0, clean
     assert (clean["before"]["compared"], clean["before"]["consistency"]) == (4, 1.0)
 
@@ -173,9 +159,9 @@ def test_reconcile_of_salesforce_contacts_and_oms_customers_settles_what_no_even
     )
 
     # When compared: exactly those three are found
-    code, dry = _cli(crm, "reconcile", "sf-customers", "--json", "--report", str(tmp_path / "d.json"))
+    code, dry = cli(crm, "reconcile", "sf-customers", "--json", "--report", str(tmp_path / "d.json"))
     assert code == 4
-    assert _found(dry["before"]) == {
+    assert found(dry["before"]) == {
         ("mismatch", "ada@example.com"),
         ("missing_in_target", "eve@example.com"),
         ("missing_in_source", "fay@example.com"),
@@ -184,7 +170,7 @@ def test_reconcile_of_salesforce_contacts_and_oms_customers_settles_what_no_even
     assert mismatch["fields"] == {"first_name": ["Ada", "Adele"]}  # the OMS's lifecycle stage is not compared
 
     # When applied: the pair's sync settles each, in both directions
-    code, applied = _cli(crm, "reconcile", "sf-customers", "--apply", "--json", "--report", str(tmp_path / "a.json"))
+    code, applied = cli(crm, "reconcile", "sf-customers", "--apply", "--json", "--report", str(tmp_path / "a.json"))
     assert code == 0, applied
     assert applied["applied"]["resynced"] == 3 and applied["applied"]["rejected"] == []
     assert sfdc.record("Contact", ids["ada@example.com"])["FirstName"] == "Adele"
@@ -193,7 +179,7 @@ def test_reconcile_of_salesforce_contacts_and_oms_customers_settles_what_no_even
     assert created is not None and created["FirstName"] == "Fay"
 
     # Then a second compare agrees on all six
-    code, again = _cli(crm, "reconcile", "sf-customers", "--json", "--report", str(tmp_path / "b.json"))
+    code, again = cli(crm, "reconcile", "sf-customers", "--json", "--report", str(tmp_path / "b.json"))
     assert code == 0
     assert (again["before"]["compared"], again["before"]["consistency"]) == (6, 1.0)
 
@@ -212,7 +198,7 @@ def test_reconcile_of_a_polled_rest_system_and_a_record_table_settles_what_no_po
         }
     assert pim.run_schedule(rest_poll_schedule_id("pim")).error is None
     pim.settle()
-    code, clean = _cli(pim, "reconcile", "pim-catalog", "--json", "--report", str(tmp_path / "0.json"))
+    code, clean = cli(pim, "reconcile", "pim-catalog", "--json", "--report", str(tmp_path / "0.json"))
     assert code == 0, clean
     assert (clean["before"]["compared"], clean["before"]["consistency"]) == (5, 1.0)
 
@@ -224,9 +210,9 @@ def test_reconcile_of_a_polled_rest_system_and_a_record_table_settles_what_no_po
     products["P-6"] = {"code": "P-6", "name": "Part 6", "price": "6.00", "updated_at": datetime.now(UTC).isoformat()}
 
     # When compared: exactly those four are found
-    code, dry = _cli(pim, "reconcile", "pim-catalog", "--json", "--report", str(tmp_path / "d.json"))
+    code, dry = cli(pim, "reconcile", "pim-catalog", "--json", "--report", str(tmp_path / "d.json"))
     assert code == 4
-    assert _found(dry["before"]) == {
+    assert found(dry["before"]) == {
         ("mismatch", "P-1"),
         ("missing_in_source", "P-2"),
         ("mismatch", "P-3"),
@@ -234,7 +220,7 @@ def test_reconcile_of_a_polled_rest_system_and_a_record_table_settles_what_no_po
     }
 
     # When applied: each is settled by the pair's sync (P-2, gone from the PIM only, is restored from the table)
-    code, applied = _cli(pim, "reconcile", "pim-catalog", "--apply", "--json", "--report", str(tmp_path / "a.json"))
+    code, applied = cli(pim, "reconcile", "pim-catalog", "--apply", "--json", "--report", str(tmp_path / "a.json"))
     assert code == 0, applied
     assert applied["applied"]["resynced"] == 4 and applied["applied"]["rejected"] == []
     assert catalog.read("P-1").values["title"] == "Pump"  # type: ignore[union-attr]
@@ -243,7 +229,7 @@ def test_reconcile_of_a_polled_rest_system_and_a_record_table_settles_what_no_po
     assert catalog.read("P-6").values == {"title": "Part 6", "price": "6.00"}  # type: ignore[union-attr]
 
     # Then a second compare agrees on all six
-    code, again = _cli(pim, "reconcile", "pim-catalog", "--json", "--report", str(tmp_path / "b.json"))
+    code, again = cli(pim, "reconcile", "pim-catalog", "--json", "--report", str(tmp_path / "b.json"))
     assert code == 0
     assert (again["before"]["compared"], again["before"]["consistency"]) == (6, 1.0)
 
@@ -259,7 +245,7 @@ def test_reconcile_of_erp_stock_into_a_rest_target_writes_through_the_worker_and
     pos.poll_erp()
     pos.settle()
     assert set(stock) == {f"SKU-{i}|main" for i in range(1, 5)}
-    code, clean = _cli(pos, "reconcile", "erp-pos-stock", "--json", "--report", str(tmp_path / "0.json"))
+    code, clean = cli(pos, "reconcile", "erp-pos-stock", "--json", "--report", str(tmp_path / "0.json"))
     assert code == 0, clean
     assert (clean["before"]["compared"], clean["before"]["consistency"]) == (4, 1.0)
 
@@ -271,9 +257,9 @@ def test_reconcile_of_erp_stock_into_a_rest_target_writes_through_the_worker_and
     erp.set_stock([Stock("SKU-3", "1", Decimal(4))])
 
     # When compared: exactly those four
-    code, dry = _cli(pos, "reconcile", "erp-pos-stock", "--json", "--report", str(tmp_path / "d.json"))
+    code, dry = cli(pos, "reconcile", "erp-pos-stock", "--json", "--report", str(tmp_path / "d.json"))
     assert code == 4
-    assert _found(dry["before"]) == {
+    assert found(dry["before"]) == {
         ("mismatch", "SKU-1|main"),
         ("missing_in_target", "SKU-2|main"),
         ("mismatch", "SKU-3|main"),
@@ -284,15 +270,15 @@ def test_reconcile_of_erp_stock_into_a_rest_target_writes_through_the_worker_and
     assert "never deletes from pos" in by_key["SKU-9|main"]["note"]
 
     # When applied: the current ERP levels go through the worker's write path; the POS's own level is left
-    code, applied = _cli(pos, "reconcile", "erp-pos-stock", "--apply", "--json", "--report", str(tmp_path / "a.json"))
+    code, applied = cli(pos, "reconcile", "erp-pos-stock", "--apply", "--json", "--report", str(tmp_path / "a.json"))
     assert (applied["applied"]["upserted"], applied["applied"]["left"], applied["applied"]["deleted"]) == (3, 1, 0)
-    assert _found(applied["after"]) == {("missing_in_source", "SKU-9|main")} and code == 4
+    assert found(applied["after"]) == {("missing_in_source", "SKU-9|main")} and code == 4
     assert (Decimal(stock["SKU-1|main"]["qty"]), Decimal(stock["SKU-3|main"]["qty"])) == (11, 4)
     assert Decimal(stock["SKU-2|main"]["qty"]) == 12 and "SKU-9|main" in stock
 
     # Then, once the operator removes it as the note says, a second compare agrees
     with pos.sandboxes["pos"].lock:
         del stock["SKU-9|main"]
-    code, again = _cli(pos, "reconcile", "erp-pos-stock", "--json", "--report", str(tmp_path / "b.json"))
+    code, again = cli(pos, "reconcile", "erp-pos-stock", "--json", "--report", str(tmp_path / "b.json"))
     assert code == 0
     assert (again["before"]["compared"], again["before"]["consistency"]) == (4, 1.0)

@@ -19,10 +19,9 @@ from syncline.adapters.pg_records import PostgresRecords
 from syncline.local.emf import MetricLog
 from syncline.local.stack import LocalStack
 from syncline.models import ChangeNotice
-from syncline.systems import ENV_ENDPOINTS
 from tests.conftest import load_event
-from tests.e2e import helpers
 from tests.e2e.helpers import stack_with
+from tests.e2e.reconcile_helpers import cli, found, sandbox_stack
 
 PAIR, QUEUE = "stores-products", "twoway_stores_products"
 TWO_STORES = """
@@ -55,10 +54,6 @@ def stack(services: tuple[Any, Any], tmp_path: Path) -> Iterator[LocalStack]:
         yield local
 
 
-def _cli(stack: LocalStack, *argv: str) -> tuple[int, Any]:
-    return helpers.run_cli(stack, *argv, "--config", str(stack.config_file))  # type: ignore[attr-defined]
-
-
 def _stores(stack: LocalStack) -> tuple[PostgresRecords, PostgresRecords]:
     connection = stack.storefront()
     return (
@@ -80,10 +75,6 @@ def _synced(stack: LocalStack, a: PostgresRecords, keys: list[str]) -> None:
     stack.drain(QUEUE)
 
 
-def _found(document: dict[str, Any]) -> set[tuple[str, str]]:
-    return {(d["kind"], d["key"]) for d in document["discrepancies"]}
-
-
 def test_reconcile_of_a_two_way_pair_lets_the_pairs_policy_decide(stack: LocalStack, tmp_path: Path) -> None:
     # Given five products synced from store A to store B
     a, b = _stores(stack)
@@ -98,12 +89,12 @@ def test_reconcile_of_a_two_way_pair_lets_the_pairs_policy_decide(stack: LocalSt
     a.edit("P-9", {"title": "New in A", "price": 99})
 
     # When the pair is compared
-    code, dry = _cli(stack, "reconcile", PAIR, "--json", "--report", str(tmp_path / "dry.json"))
+    code, dry = cli(stack, "reconcile", PAIR, "--json", "--report", str(tmp_path / "dry.json"))
 
     # Then every record either store holds is compared, and exactly the planted differences are found
     assert code == 4
     before = dry["before"]
-    assert _found(before) == {
+    assert found(before) == {
         ("mismatch", "P-1"),
         ("mismatch", "P-2"),
         ("missing_in_target", "P-3"),
@@ -115,7 +106,7 @@ def test_reconcile_of_a_two_way_pair_lets_the_pairs_policy_decide(stack: LocalSt
     assert (before["compared"], before["in_agreement"]) == (6, 2)
 
     # When applied: the pair's own sync runs for those keys
-    code, applied = _cli(stack, "reconcile", PAIR, "--apply", "--json", "--report", str(tmp_path / "apply.json"))
+    code, applied = cli(stack, "reconcile", PAIR, "--apply", "--json", "--report", str(tmp_path / "apply.json"))
 
     # Then the title edit reaches A (last writer wins), the lost copy is restored, the new product reaches B...
     assert a.read("P-1").values == {"title": "Renamed in B", "price": 11}  # type: ignore[union-attr]
@@ -124,15 +115,15 @@ def test_reconcile_of_a_two_way_pair_lets_the_pairs_policy_decide(stack: LocalSt
     # ...and the price conflict is not decided by reconcile: it goes to the review list, both copies untouched
     assert code == 4
     assert applied["applied"]["resynced"] == 3 and len(applied["applied"]["review"]) == 1
-    assert _found(applied["after"]) == {("mismatch", "P-2")}
+    assert found(applied["after"]) == {("mismatch", "P-2")}
     assert (a.read("P-2").values["price"], b.read("P-2").values["price"]) == (20, 21)  # type: ignore[union-attr]
-    code, listed = _cli(stack, "conflicts", "list", "--json")
+    code, listed = cli(stack, "conflicts", "list", "--json")
     assert [conflict["id"] for conflict in listed] == applied["applied"]["review"]
 
     # When a person decides, the pair is 100 % consistent
-    code, _ = _cli(stack, "conflicts", "resolve", listed[0]["id"], "--take", "store_b", "--json")
+    code, _ = cli(stack, "conflicts", "resolve", listed[0]["id"], "--take", "store_b", "--json")
     assert code == 0
-    code, text = _cli(stack, "reconcile", PAIR, "--report", str(tmp_path / "after.json"))
+    code, text = cli(stack, "reconcile", PAIR, "--report", str(tmp_path / "after.json"))
     assert code == 0 and "consistency 100.0000%" in text
 
 
@@ -181,15 +172,14 @@ UPSERT = "POST /crm/v3/objects/contacts/batch/upsert"
 
 @pytest.fixture
 def crm_stack(services: tuple[Any, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
-    with stack_with(services, tmp_path, CRM) as local:
-        monkeypatch.setenv(ENV_ENDPOINTS, json.dumps({name: box.url for name, box in local.sandboxes.items()}))
+    with sandbox_stack(services, tmp_path, monkeypatch, CRM) as local:
         yield local
 
 
 def _reconcile(stack: LocalStack, report: Path, *flags: str) -> tuple[int, Any]:
     """Reconcile the pair; the JSON report file (HubSpot's webhooks run the local webhook function meanwhile, in
     threads of their own, so the report file is the reliable copy of what the command found)."""
-    code, _ = _cli(stack, "reconcile", "crm-customers", *flags, "--report", str(report))
+    code, _ = cli(stack, "reconcile", "crm-customers", *flags, "--report", str(report))
     return code, json.loads(report.read_text())
 
 
@@ -209,7 +199,7 @@ def test_reconcile_of_hubspot_contacts_and_oms_customers_converges_without_an_ec
     # When compared: keyed by e-mail on both sides
     code, dry = _reconcile(crm_stack, tmp_path / "dry.json")
     assert code == 4
-    assert _found(dry["before"]) == {
+    assert found(dry["before"]) == {
         ("missing_in_target", "ada@example.com"),
         ("missing_in_target", "grace@example.com"),
         ("missing_in_target", "alan@example.com"),
@@ -233,7 +223,7 @@ def test_reconcile_of_hubspot_contacts_and_oms_customers_converges_without_an_ec
     oms.execute("UPDATE customers SET phone = '+1 555 0100' WHERE customer_id = 'C-7'")
     oms.execute("DELETE FROM outbox")
     code, dry = _reconcile(crm_stack, tmp_path / "dry2.json")
-    assert code == 4 and _found(dry["before"]) == {("mismatch", "edsger@example.com")}
+    assert code == 4 and found(dry["before"]) == {("mismatch", "edsger@example.com")}
     code, applied = _reconcile(crm_stack, tmp_path / "apply2.json", "--apply")
     assert code == 0
     assert crm.find("contacts", "email", "edsger@example.com").properties["phone"] == "+1 555 0100"  # type: ignore[union-attr]

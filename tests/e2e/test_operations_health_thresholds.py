@@ -20,6 +20,7 @@ from syncline.review import Conflict, ConflictSide, Status
 from tests.conftest import load_event
 from tests.e2e import helpers
 from tests.e2e.helpers import stack_with
+from tests.e2e.test_operations_status import inject_lag_errors_and_backlog
 
 PAIR = "erp-storefront-inventory"
 # Loose defaults, a strict pair: every verdict below comes from the pair's section.
@@ -110,20 +111,7 @@ def test_per_pair_limits_turn_injected_lag_errors_backlog_and_conflicts_into_a_v
     assert pair["oldest_conflict_age_seconds"] >= 6 * 3600
 
     # Lag, errors and backlog: a dead letter, the last sync two hours ago, a change left waiting.
-    erp.set_stock([Stock("SKU-NEG", "1", Decimal(-1))])
-    stack.poll_erp()
-    stack.drain()
-    two_hours_ago = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
-    for item in dynamodb.scan(TableName=table)["Items"]:
-        if item["pk"]["S"].startswith("ST#"):
-            dynamodb.update_item(
-                TableName=table,
-                Key={"pk": item["pk"]},
-                UpdateExpression="SET synced_at = :at",
-                ExpressionAttributeValues={":at": {"S": two_hours_ago}},
-            )
-    erp.set_stock([Stock("SKU1", "1", Decimal(50))])
-    stack.poll_erp()  # not drained: one message waits
+    inject_lag_errors_and_backlog(stack)
 
     code, report = status(stack)
     assert (code, report["level"]) == (4, "unhealthy")

@@ -18,6 +18,27 @@ from tests.conftest import load_event
 from tests.e2e.helpers import run_cli as run
 
 
+def inject_lag_errors_and_backlog(stack: LocalStack) -> None:
+    """A dead letter (SKU-NEG is in the ERP, stocked -1), every record's last sync two hours ago, and a change
+    of SKU1 polled but not drained (it waits on the queue)."""
+    erp = stack.erp()
+    erp.set_stock([Stock("SKU-NEG", "1", Decimal(-1))])
+    stack.poll_erp()
+    stack.drain()
+    dynamodb, table = boto3.client("dynamodb"), stack.resources.table
+    two_hours_ago = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
+    for item in dynamodb.scan(TableName=table)["Items"]:
+        if item["pk"]["S"].startswith("ST#"):
+            dynamodb.update_item(
+                TableName=table,
+                Key={"pk": item["pk"]},
+                UpdateExpression="SET synced_at = :at",
+                ExpressionAttributeValues={":at": {"S": two_hours_ago}},
+            )
+    erp.set_stock([Stock("SKU1", "1", Decimal(50))])
+    stack.poll_erp()  # not drained: one message waits
+
+
 def test_status_is_healthy_after_a_sync_and_unhealthy_with_lag_errors_and_backlog(stack: LocalStack) -> None:
     erp = stack.erp()
     erp.add_items([(f"SKU{i}", f"Item {i}") for i in range(5)] + [("SKU-NEG", "Negative")])
@@ -42,21 +63,7 @@ def test_status_is_healthy_after_a_sync_and_unhealthy_with_lag_errors_and_backlo
     }
 
     # Injected: a dead letter (error), the last sync two hours ago (lag), and changes left undelivered (backlog).
-    erp.set_stock([Stock("SKU-NEG", "1", Decimal(-1))])
-    stack.poll_erp()
-    stack.drain()
-    dynamodb, table = boto3.client("dynamodb"), stack.resources.table
-    two_hours_ago = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
-    for item in dynamodb.scan(TableName=table)["Items"]:
-        if item["pk"]["S"].startswith("ST#"):
-            dynamodb.update_item(
-                TableName=table,
-                Key={"pk": item["pk"]},
-                UpdateExpression="SET synced_at = :at",
-                ExpressionAttributeValues={":at": {"S": two_hours_ago}},
-            )
-    erp.set_stock([Stock("SKU1", "1", Decimal(50))])
-    stack.poll_erp()  # not drained: one message waits
+    inject_lag_errors_and_backlog(stack)
 
     code, report = run(stack, "status", "--json", "--max-errors", "0")
     assert (code, report["level"]) == (4, "unhealthy")

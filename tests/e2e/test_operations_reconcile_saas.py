@@ -17,6 +17,7 @@ from syncline.local.stack import LocalStack
 from tests.conftest import load_event
 from tests.e2e.helpers import bus_tap
 from tests.e2e.reconcile_helpers import cli, found, sandbox_stack
+from tests.e2e.test_fracttal_spare_parts import CMMS
 
 STORE = """
 [systems.store_a]
@@ -37,24 +38,6 @@ entity = "inventory_level"
 "2" = "east"
 """
 
-CMMS = """
-[systems.cmms]
-kind = "fracttal"
-secret = "syncline/fracttal"
-token_url = "https://app.fracttal.com/oauth/token"
-warehouse_code = "MAIN-WH"
-
-[[pairs]]
-name = "erp-cmms-spares"
-source = "sage300"
-target = "cmms"
-entity = "inventory_level"
-[pairs.locations]
-"1" = "main"
-[pairs.filters]
-sku_prefixes = ["SP-"]
-locations = ["1"]
-"""
 
 SKUS = [f"SKU{i:03d}" for i in range(6)]
 MAIN, EAST = "gid://shopify/Location/1001", "gid://shopify/Location/1002"

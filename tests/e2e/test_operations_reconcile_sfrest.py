@@ -19,25 +19,8 @@ from syncline.local.sage300 import Stock
 from syncline.local.stack import LocalStack
 from syncline.topology import rest_poll_schedule_id
 from tests.e2e.reconcile_helpers import cli, found, sandbox_stack
+from tests.e2e.test_salesforce_oms import CRM
 
-CRM = """
-[systems.sfdc]
-kind = "salesforce"
-secret = "syncline/salesforce"
-login_url = "https://example.my.salesforce.com"
-event_source = "aws.partner/salesforce.com/00DSB0000000001EAA/0YLSB0000000001AAA"
-
-[systems.oms]
-kind = "oms"
-secret = "syncline/oms"
-
-[[pairs]]
-name = "sf-customers"
-source = "sfdc"
-target = "oms"
-entity = "contact"
-direction = "two_way"
-"""
 PIM = """
 [systems.pim]
 kind = "rest"

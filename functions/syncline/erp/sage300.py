@@ -421,15 +421,8 @@ def to_price(rows: Sequence[Mapping[str, Any]], selection: PriceSelection, tz: t
 
 
 def _price(row: Mapping[str, Any]) -> Decimal:
-    value, where = row["UNITPRICE"], f"UNITPRICE of {row['PRICELIST']}"
-    if value is None:
-        raise MappingError(f"{where} is empty")
-    try:
-        price = value if isinstance(value, Decimal) else Decimal(value)
-    except (ArithmeticError, TypeError, ValueError):
-        raise MappingError(f"{where} is not a number: {value!r:.40}") from None
-    if not price.is_finite():
-        raise MappingError(f"{where} is not a number: {price}")
+    where = f"UNITPRICE of {row['PRICELIST']}"
+    price = _finite_decimal(row["UNITPRICE"], where)
     if price < 0:
         raise MappingError(f"negative price: {where} = {price}")
     if price >= _MAX_PRICE:
@@ -443,16 +436,21 @@ def _moment(audit_date: int, audit_time: int, tz: tzinfo) -> datetime:
     return parse_stamp(audit_date, audit_time, tz).astimezone(UTC)
 
 
-def _quantity(record: Mapping[str, Any], field: str) -> Decimal:
-    value = record[field]
+def _finite_decimal(value: Any, where: str) -> Decimal:
+    """The ERP value as a finite Decimal, or a MappingError naming `where`."""
     if value is None:
-        raise MappingError(f"{field} is empty")
+        raise MappingError(f"{where} is empty")
     try:
-        quantity = value if isinstance(value, Decimal) else Decimal(value)
+        number = value if isinstance(value, Decimal) else Decimal(value)
     except (ArithmeticError, TypeError, ValueError):
-        raise MappingError(f"{field} is not a number: {value!r:.40}") from None
-    if not quantity.is_finite():
-        raise MappingError(f"{field} is not a number: {quantity}")
+        raise MappingError(f"{where} is not a number: {value!r:.40}") from None
+    if not number.is_finite():
+        raise MappingError(f"{where} is not a number: {number}")
+    return number
+
+
+def _quantity(record: Mapping[str, Any], field: str) -> Decimal:
+    quantity = _finite_decimal(record[field], field)
     if quantity < 0:
         raise MappingError(f"negative quantity: {field} = {quantity}")
     if quantity >= _MAX_QUANTITY:

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from syncline.config import SynclineConfig
     from syncline.db import DbSettings
     from syncline.erp.sage300 import Sage300Reader
+    from syncline.ops.wiring import OpsContext
     from syncline.poller import PollLimits
     from syncline.ports import InventoryTarget
     from syncline.review import ConflictReview
@@ -203,6 +204,14 @@ class Dependencies:
             timedelta(hours=self.config.review.escalate_after_hours),
             SnsEscalation(aws.sns(), topic) if topic else None,
         )
+
+    @cached_property
+    def ops(self) -> OpsContext:
+        """The operator's view (configuration, topology, clients) the scheduled monitor and digest read: built once
+        per execution environment, not per invocation."""
+        from syncline.ops.wiring import OpsContext, Target  # noqa: PLC0415
+
+        return OpsContext(Target("this account"), self.settings.config_path)
 
     def stock_alerts(self, pair_name: str) -> StockAlerts | None:
         """Business alerts on the levels a pair writes ([monitoring.stock]); crossings go on the bus as

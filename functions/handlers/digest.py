@@ -17,15 +17,13 @@ from handlers.dependencies import dependencies
 from handlers.observability import logger, metrics
 from handlers.tracing import tracer
 from syncline.digest import DigestEmail, OpsDigestSource, build_digest, send_digest
-from syncline.ops.wiring import OpsContext, Target
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    deps = dependencies()
-    ops = OpsContext(Target("this account"), deps.settings.config_path)
+    ops = dependencies().ops
     settings = ops.config.monitoring.digest
     digest = build_digest(
         OpsDigestSource(ops),

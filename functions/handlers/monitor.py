@@ -21,7 +21,7 @@ from handlers.dependencies import dependencies
 from handlers.observability import logger, metrics
 from handlers.tracing import tracer
 from syncline.ops.health import HealthReport, assess, conflict_figures, pair_thresholds
-from syncline.ops.wiring import OpsContext, Target, health_figures
+from syncline.ops.wiring import health_figures
 
 LEVELS = {"healthy": 0, "degraded": 1, "unhealthy": 2}
 REPORT_KEY = "HEALTH#latest"
@@ -32,7 +32,7 @@ REPORT_KEY = "HEALTH#latest"
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     deps = dependencies()
-    ops = OpsContext(Target("this account"), deps.settings.config_path)
+    ops = deps.ops
     pairs, queues = health_figures(ops, scan_state=False)
     defaults, per_pair = pair_thresholds(ops.config.monitoring, [pair.pair for pair in pairs])
     conflicts = conflict_figures(ops.conflict_review().store)

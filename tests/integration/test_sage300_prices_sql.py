@@ -11,21 +11,8 @@ import pytest
 
 from syncline.adapters.storefront_pg import PostgresStorefrontPrices
 from syncline.canonical.entities import Price
-from syncline.db import DbSettings, connect
 from syncline.erp.sage300 import ICPRICP_STREAM, PriceSelection, Sage300Reader, to_price
-from syncline.local.postgres import ERP_READER
 from syncline.local.sage300 import ItemPrice
-from syncline.local.stack import ERP_DATABASE
-
-
-@pytest.fixture
-def reader(stack: Any) -> Sage300Reader:
-    settings = DbSettings.model_validate(
-        stack.postgres.secret_for(ERP_DATABASE, user=ERP_READER, password=stack.postgres.reader_password)
-    )
-    connection = connect(settings, read_only=True)
-    stack._connections.append(connection)
-    return Sage300Reader(lambda: connection)
 
 
 def test_price_changes_are_walked_in_keyset_pages_once_each_in_stamp_then_key_order(

@@ -15,16 +15,6 @@ from syncline.local.sage300 import Stock
 from syncline.local.stack import ERP_DATABASE
 
 
-@pytest.fixture
-def reader(stack: Any) -> Sage300Reader:
-    settings = DbSettings.model_validate(
-        stack.postgres.secret_for(ERP_DATABASE, user=ERP_READER, password=stack.postgres.reader_password)
-    )
-    connection = connect(settings, read_only=True)
-    stack._connections.append(connection)
-    return Sage300Reader(lambda: connection)
-
-
 def test_keyset_pages_walk_every_row_once_in_stamp_then_key_order(stack: Any, reader: Sage300Reader) -> None:
     erp = stack.erp()
     erp.add_items([(f"K{i:02d}", "x") for i in range(12)])

@@ -243,21 +243,18 @@ class LocalStack:
 
     def poll_erp(self) -> Invocation:
         """Invoke the poller as its EventBridge schedule would; raise if the invocation failed."""
-        invocation = self.run_schedule("poll_erp")
-        if invocation.error is not None:
-            raise invocation.error
-        return invocation
+        return self._run_schedule_or_raise("poll_erp")
 
     def drain_outbox(self) -> list[Invocation]:
         """Run every OMS outbox drainer as its schedule would; raise if one failed."""
-        invocations = []
-        for schedule in self.topology.schedules:
-            if schedule.id.startswith(outbox_schedule_id("")):
-                invocation = self.run_schedule(schedule.id)
-                if invocation.error is not None:
-                    raise invocation.error
-                invocations.append(invocation)
-        return invocations
+        prefix = outbox_schedule_id("")
+        return [self._run_schedule_or_raise(s.id) for s in self.topology.schedules if s.id.startswith(prefix)]
+
+    def _run_schedule_or_raise(self, schedule_id: str) -> Invocation:
+        invocation = self.run_schedule(schedule_id)
+        if invocation.error is not None:
+            raise invocation.error
+        return invocation
 
     def drain(self, queue_id: str | None = None, **options: Any) -> list[PollOutcome]:
         """Deliver queued messages until the queue (default: every queue) stays empty."""

@@ -6,14 +6,12 @@ from __future__ import annotations
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from aws_lambda_powertools.utilities.batch import process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from handlers import initialised
 from handlers.dependencies import dependencies
 from handlers.observability import logger, metrics
-from handlers.sync_worker import RetryLater, processor, report_batch
+from handlers.sync_worker import finish_batch
 from handlers.tracing import tracer
 from syncline.prices import ENTITY, PricePair, sync_price_batch
 
@@ -36,15 +34,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         target=deps.systems().price_target(target),
         dead_letters=deps.dead_letters(),
     )
-    if result.failure:
-        deps.reset_connections()
-    report_batch(result, pair.name, ENTITY)
-
-    def verdict(record: SQSRecord) -> None:
-        if record.message_id in result.failed_messages:
-            raise RetryLater(result.failure or "transient failure")
-
-    return dict(process_partial_response(event=event, record_handler=verdict, processor=processor, context=context))
+    return finish_batch(deps, result, pair.name, ENTITY, event, context)
 
 
 initialised()

@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from handlers import initialised
-from handlers.dependencies import dependencies
+from handlers.dependencies import Dependencies, dependencies
 from handlers.observability import logger, metrics
 from handlers.tracing import tracer
 from syncline.sync import ENTITY, BatchResult, sync_inventory_batch
@@ -41,9 +41,17 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         stock_alerts=deps.stock_alerts(pair.name),
         dead_letters=deps.dead_letters(),
     )
+    return finish_batch(deps, result, pair.name, ENTITY, event, context)
+
+
+def finish_batch(
+    deps: Dependencies, result: BatchResult, pair: str, entity: str, event: dict[str, Any], context: LambdaContext
+) -> dict[str, Any]:
+    """The end of an ERP batch (inventory or prices): drop connections after a failure, report the batch, and
+    tell SQS which messages to deliver again."""
     if result.failure:
         deps.reset_connections()
-    report_batch(result, pair.name, ENTITY)
+    report_batch(result, pair, entity)
 
     def verdict(record: SQSRecord) -> None:
         if record.message_id in result.failed_messages:

@@ -16,37 +16,11 @@ import pytest
 from syncline.local.sandboxes.alerts import AlertsSandbox
 from syncline.local.stack import LocalStack
 from tests.e2e.helpers import bus_tap, stack_with
+from tests.e2e.test_shipments import ORDERS as STORE_ORDERS
 
-ORDERS = """
-[systems.store_a]
-kind = "shopify"
-secret = "syncline/store-a"
-shop = "store-a.myshopify.com"
-[systems.store_a.locations]
-main = "1001"
-
-[systems.oms]
-kind = "oms"
-secret = "syncline/oms"
-
-[webhooks.shopify-a]
-scheme = "shopify"
-secret = "syncline/webhooks/shopify-a"
-system = "store_a"
-[webhooks.shopify-a.topics."orders/create"]
-entity = "order"
-key = ["id"]
-[webhooks.shopify-a.topics."orders/updated"]
-entity = "order"
-key = ["id"]
-
-[[pairs]]
-name = "store-a-orders"
-source = "store_a"
-target = "oms"
-entity = "order"
-
-[alert_channels.sales-slack]
+ORDERS = (
+    STORE_ORDERS
+    + """[alert_channels.sales-slack]
 kind = "slack"
 secret = "syncline/alerts/sales-slack"
 
@@ -64,6 +38,7 @@ channels = ["sales-slack"]
 title = "Order status changed"
 message = "Order {order_id}: {previous} -> {current}"
 """
+)
 ORDER_EVENTS = ["OrderReceived", "OrderStatusChanged"]
 
 

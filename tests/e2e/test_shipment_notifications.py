@@ -16,42 +16,11 @@ import pytest
 from syncline.local.sandboxes.alerts import AlertsSandbox
 from syncline.local.stack import LocalStack
 from tests.e2e.helpers import bus_tap, stack_with
+from tests.e2e.test_shipments import STORE as SHIPMENTS
 
-STORE = """
-[systems.store_a]
-kind = "shopify"
-secret = "syncline/store-a"
-shop = "store-a.myshopify.com"
-[systems.store_a.locations]
-main = "1001"
-
-[systems.oms]
-kind = "oms"
-secret = "syncline/oms"
-
-[webhooks.shopify-a]
-scheme = "shopify"
-secret = "syncline/webhooks/shopify-a"
-system = "store_a"
-[webhooks.shopify-a.topics."orders/create"]
-entity = "order"
-key = ["id"]
-[webhooks.shopify-a.topics."orders/updated"]
-entity = "order"
-key = ["id"]
-
-[[pairs]]
-name = "store-a-orders"
-source = "store_a"
-target = "oms"
-entity = "order"
-
-[[pairs]]
-name = "oms-shipments"
-source = "oms"
-target = "store_a"
-entity = "shipment"
-
+STORE = (
+    SHIPMENTS
+    + """
 [alert_channels.ops-slack]
 kind = "slack"
 secret = "syncline/alerts/ops-slack"
@@ -64,6 +33,7 @@ channels = ["ops-slack"]
 title = "Shipment created"
 message = "Order {order_id} shipped with {carrier}: tracking {tracking_number}"
 """
+)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from syncline.connectors.oms_pg import OmsDatabase
 from syncline.local.stack import LocalStack
 from tests.e2e.helpers import stack_with
 
-STORE = """
+ORDERS = """
 [systems.store_a]
 kind = "shopify"
 secret = "syncline/store-a"
@@ -43,12 +43,16 @@ source = "store_a"
 target = "oms"
 entity = "order"
 
-[[pairs]]
+"""
+STORE = (
+    ORDERS
+    + """[[pairs]]
 name = "oms-shipments"
 source = "oms"
 target = "store_a"
 entity = "shipment"
 """
+)
 
 
 @pytest.fixture

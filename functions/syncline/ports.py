@@ -9,10 +9,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from syncline.canonical.entities import Price
 from syncline.models import ChangeNotice, DeadLetter, InventoryLevel, UnparsableMessage
+
+if TYPE_CHECKING:  # the webhook function imports the ports, and the canonical models are a cold start of their own
+    from syncline.canonical.entities import Price
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,7 @@ def main() -> int:
         deployed_run, validated = _measure(stack, args.batches, "transaction", 0, compare_validation=True)
         by_commit = {"transaction": deployed_run, "per_key": _measure(stack, args.batches, "per_key", 2)}
         baseline_cpu = _bare_aws_calls(stack, [f"B{i}" for i in range(100)])
+        latency_metric = _latency_metric_cpu()
     finally:
         stack.down()
     deployed = by_commit["transaction"]
@@ -72,6 +73,7 @@ def main() -> int:
         "baseline": {
             "bare_per_key_aws_calls_cpu_ms_per_batch": round(1000 * baseline_cpu, 1),
             "what": "one BatchGetItem of 100 keys and 100 conditional PutItem calls, 8 threads, no engine",
+            "latency_metric_cpu_ms_per_batch": latency_metric,
         },
     }
     if validated["aws_requests"] != deployed["aws_requests"]:
@@ -199,6 +201,31 @@ def _event(items: list[str], queue_arn: str, n: int) -> dict[str, Any]:
         )
         messages.append({"MessageId": f"m-{n}-{m}", "ReceiptHandle": f"r-{n}-{m}", "Body": body})
     return sqs_event(messages, queue_arn)
+
+
+def _latency_metric_cpu(batches: int = 200) -> dict[str, float]:
+    """CPU per batch of publishing 100 SyncLatency values: one ``metrics.add_metric`` per value (how the worker
+    did it before; Powertools prints the document itself at 100 values) against ``publish_values`` (one document)."""
+    import contextlib  # noqa: PLC0415
+
+    from aws_lambda_powertools.metrics import MetricUnit  # noqa: PLC0415
+
+    from handlers.observability import metrics, publish_values  # noqa: PLC0415
+
+    values = [round(12.5 + 0.37 * i, 1) for i in range(100)]
+    cpu = {}
+    os.environ["POWERTOOLS_METRICS_DISABLED"] = "false"  # both ways print, as in Lambda
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+        started = time.process_time()
+        for _ in range(batches):
+            for value in values:
+                metrics.add_metric(name="SyncLatency", unit=MetricUnit.Milliseconds, value=value)
+        cpu["add_metric_per_value"] = time.process_time() - started
+        started = time.process_time()
+        for _ in range(batches):
+            publish_values("SyncLatency", MetricUnit.Milliseconds, values)
+        cpu["publish_values"] = time.process_time() - started
+    return {way: round(1000 * seconds / batches, 2) for way, seconds in cpu.items()}
 
 
 def _bare_aws_calls(stack: LocalStack, items: list[str]) -> float:

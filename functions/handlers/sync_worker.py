@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from handlers import initialised
 from handlers.dependencies import Dependencies, dependencies
-from handlers.observability import logger, metrics
+from handlers.observability import MAX_VALUES, logger, metrics, publish_values
 from handlers.tracing import tracer
 from syncline.sync import ENTITY, BatchResult, sync_inventory_batch
 
@@ -65,9 +65,7 @@ def report_batch(result: BatchResult, pair: str, entity: str) -> None:
     traces = sorted({record.trace_id for record in result.synced if record.trace_id})
     if traces:
         logger.set_correlation_id(traces[0])
-    # Latency first: at 100 values Powertools flushes on its own, and the counts below then go out at the end.
-    for latency in _latency_sample(result):
-        metrics.add_metric(name="SyncLatency", unit=MetricUnit.Milliseconds, value=latency)
+    publish_values("SyncLatency", MetricUnit.Milliseconds, _latency_sample(result))
     metrics.add_metric(name="Notices", unit=MetricUnit.Count, value=result.notices)
     metrics.add_metric(name="Synced", unit=MetricUnit.Count, value=len(result.synced))
     metrics.add_metric(name="Skipped", unit=MetricUnit.Count, value=result.skipped_unchanged + result.skipped_stale)
@@ -93,7 +91,7 @@ def report_batch(result: BatchResult, pair: str, entity: str) -> None:
     )
 
 
-def _latency_sample(result: BatchResult, limit: int = 100) -> list[float]:
+def _latency_sample(result: BatchResult, limit: int = MAX_VALUES) -> list[float]:
     """Per-record latencies in ms; above EMF's 100 values per metric, evenly spaced quantiles of them."""
     latencies = sorted(round(record.latency_seconds * 1000, 1) for record in result.synced)
     if len(latencies) <= limit:

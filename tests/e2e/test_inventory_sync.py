@@ -13,6 +13,7 @@ import pytest
 
 from syncline.adapters.dynamodb import DynamoCheckpointStore, DynamoStateStore
 from syncline.erp.sage300 import Sage300Reader
+from syncline.local.emf import MetricLog
 from syncline.local.sage300 import Stock
 from syncline.local.stack import LocalStack
 from tests.e2e.helpers import config_with, count_storefront_writes, expected_levels, storefront_levels
@@ -41,11 +42,16 @@ def _change(stack: LocalStack, count: int, seed: int) -> None:
 
 def test_erp_changes_converge_in_the_storefront_and_unchanged_rows_are_skipped(stack: LocalStack) -> None:
     writes = count_storefront_writes(stack)
+    published = MetricLog(stack.functions[QUEUE].log_file)
     _seed(stack, 100)
     stack.poll_erp()
     stack.drain()
     assert storefront_levels(stack) == expected_levels(stack)
     assert writes() == 300
+    metrics = published.read()  # what a CloudWatch dashboard of the worker would show
+    assert sum(metrics["Synced"]) == 300
+    assert 0 < len(metrics["SyncLatency"]) <= 300  # every record's, or 100 quantiles of a bigger batch's
+    assert all(latency >= 0 for latency in metrics["SyncLatency"])
 
     _change(stack, 40, seed=1)
     stack.erp().rename_item("SKU0007", "Renamed item")  # item master change: all three locations

@@ -31,7 +31,7 @@ class MotoServer:
         port = free_port()
         log = log_file.open("ab") if log_file else subprocess.DEVNULL
         process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            [sys.executable, str(Path(__file__).with_name("moto_keepalive.py")), "127.0.0.1", str(port)],
             stdout=log,
             stderr=subprocess.STDOUT,
         )

@@ -3,12 +3,13 @@
 Measured in one run on one embedded PostgreSQL (or DATABASE_URL):
 - copy_seconds: the baseline, a raw PostgreSQL COPY of the same rows (already in storefront shape)
   into an empty storefront table;
-- seconds: Syncline's bulk path into an empty storefront (read the ERP in keyset pages as the
-  read-only role, map with the incremental path's rules, COPY);
-- catch_up_seconds: the same path again when every row exists and 10 % changed in the ERP (staging
-  table + one guarded merge).
+- seconds: what `syncline backfill PAIR` runs (``syncline.ops.jobs.run_backfill``) into an empty
+  storefront: read the ERP in keyset pages as the read-only role, map with the incremental path's
+  rules, COPY each page, and keep the job record in DynamoDB (a moto server, as the CLI's table);
+- catch_up_seconds: the same again when every row exists and 10 % changed in the ERP (each page
+  COPYed into staging, then one guarded merge).
 Peak RSS is this process's high-water mark (the benchmark process runs the bulk path; PostgreSQL
-runs in its own processes). Writes bench/results/backfill.json.
+and moto run in their own processes). Writes bench/results/backfill.json.
 
     python bench/backfill.py --rows 500000
 """
@@ -24,17 +25,22 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "functions"))
 
+import boto3
+
+from syncline.adapters.jobs import DynamoJobStore
 from syncline.adapters.storefront_pg import COLUMNS, SCHEMA_SQL, PostgresStorefront
-from syncline.bulk import backfill_inventory
 from syncline.db import DbSettings, connect
 from syncline.erp.sage300 import Sage300Reader
+from syncline.local.moto_server import LOCAL_CREDENTIALS, LOCAL_REGION, MotoServer
 from syncline.local.postgres import ERP_READER, PostgresServer
 from syncline.local.sage300 import Sage300Emulator
+from syncline.ops.jobs import JobStore, new_job, run_backfill
 from syncline.stamps import stamp_of
 from syncline.sync import PairContext
 
@@ -54,8 +60,11 @@ def main() -> int:
     parser.add_argument("--output", type=Path, default=RESULTS / "backfill.json")
     args = parser.parse_args()
 
-    server = PostgresServer.start(args.database_url, Path(tempfile.mkdtemp(prefix="syncline-bench-")) / "pgdata")
+    work = Path(tempfile.mkdtemp(prefix="syncline-bench-"))
+    server = PostgresServer.start(args.database_url, work / "pgdata")
+    moto = MotoServer.start(log_file=work / "moto.log")
     try:
+        jobs = _job_store(moto)
         server.recreate_database("bench_erp")
         server.recreate_database("bench_store")
         with server.connect("bench_erp") as admin:
@@ -69,7 +78,7 @@ def main() -> int:
         store = server.connect("bench_store")
         store.execute(SCHEMA_SQL)
 
-        initial = _run_bulk(reader_settings, store, args.rows, args.page_size, "initial load")
+        initial = _run_bulk(reader_settings, store, jobs, args.rows, args.page_size, "initial load")
         # Catch-up: 10 % of rows change in the ERP, then the whole table is loaded again.
         with server.connect("bench_erp") as admin:
             date, time_of_day = stamp_of(datetime.now(UTC))
@@ -77,7 +86,7 @@ def main() -> int:
                 "UPDATE ICILOC SET QTYONHAND = QTYONHAND + 1, AUDTDATE = %s, AUDTTIME = %s WHERE ('x' || substr(md5(ITEMNO || LOCATION), 1, 8))::bit(32)::int %% 10 = 0",
                 [date, time_of_day],
             )
-        catch_up = _run_bulk(reader_settings, store, args.rows, args.page_size, "catch-up load")
+        catch_up = _run_bulk(reader_settings, store, jobs, args.rows, args.page_size, "catch-up load")
         bulk_peak_rss = peak_rss_mb()  # measured before the baseline, which holds every row in memory
 
         # Baseline: raw COPY of the same rows, pre-shaped, into an empty table of the same shape.
@@ -94,6 +103,7 @@ def main() -> int:
         total = store.execute("SELECT count(*) FROM inventory_levels").fetchone()
     finally:
         server.stop()
+        moto.stop()
 
     figures = {
         "rows": args.rows,
@@ -142,23 +152,44 @@ def _storefront_shaped_rows(settings: DbSettings, page_size: int) -> list[tuple[
     return rows
 
 
-def _run_bulk(settings: DbSettings, store: object, rows: int, page_size: int, label: str) -> dict[str, float]:
+def _job_store(moto: MotoServer) -> JobStore:
+    """The CLI's job records: a DynamoDB table (moto over HTTP) keyed like Syncline's own."""
+    client = boto3.client("dynamodb", region_name=LOCAL_REGION, endpoint_url=moto.endpoint, **LOCAL_CREDENTIALS)  # type: ignore[call-overload]
+    client.create_table(
+        TableName="syncline-bench",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return DynamoJobStore(client, "syncline-bench")
+
+
+def _run_bulk(
+    settings: DbSettings, store: object, jobs: JobStore, rows: int, page_size: int, label: str
+) -> dict[str, float]:
     erp_connection = connect(settings, read_only=True)
     with Progress(
         TextColumn(f"{label:>14}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=False
     ) as progress:
         task = progress.add_task(label, total=rows)
+        seen = {"read": 0}
+
+        def advance(job: Any) -> None:
+            progress.advance(task, job.read - seen["read"])
+            seen["read"] = job.read
+
         started = time.perf_counter()
-        report = backfill_inventory(
+        job = run_backfill(
+            new_job(PAIR.name, since=None, page_size=page_size),
             source=Sage300Reader(lambda: erp_connection),
             target=PostgresStorefront(lambda: store),
+            jobs=jobs,
             pair=PAIR,
-            page_size=page_size,
-            on_progress=lambda n: progress.advance(task, n),
+            on_progress=advance,
         )
         seconds = time.perf_counter() - started
     erp_connection.close()
-    return {"seconds": seconds, "loaded": report.loaded, "rejected": report.rejected}
+    return {"seconds": seconds, "loaded": job.loaded, "rejected": job.rejected}
 
 
 def _cpus() -> int:

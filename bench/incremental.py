@@ -38,14 +38,15 @@ warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
 
 import boto3  # noqa: E402
 
+from syncline.adapters.jobs import DynamoJobStore  # noqa: E402
 from syncline.adapters.storefront_pg import PostgresStorefront  # noqa: E402
-from syncline.bulk import backfill_inventory  # noqa: E402
 from syncline.db import DbSettings, connect  # noqa: E402
 from syncline.erp.sage300 import Sage300Reader  # noqa: E402
 from syncline.local.emf import percentile  # noqa: E402
 from syncline.local.postgres import ERP_READER  # noqa: E402
 from syncline.local.sage300 import Stock  # noqa: E402
 from syncline.local.stack import ERP_DATABASE, LocalStack  # noqa: E402
+from syncline.ops.jobs import new_job, run_backfill  # noqa: E402
 from syncline.sync import PairContext  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -100,9 +101,11 @@ def _seed(stack: LocalStack, count: int) -> list[tuple[str, str]]:
     )
     reader_connection = connect(settings, read_only=True)
     store = stack.storefront()
-    backfill_inventory(
+    run_backfill(  # what `syncline backfill` runs
+        new_job("erp-storefront-inventory", since=None, page_size=5000),
         source=Sage300Reader(lambda: reader_connection),
         target=PostgresStorefront(lambda: store),
+        jobs=DynamoJobStore(boto3.client("dynamodb"), stack.resources.table),
         pair=PairContext("erp-storefront-inventory", "sage300", LOCATIONS),
     )
     reader_connection.close()

@@ -9,7 +9,14 @@ import psycopg
 import pytest
 
 from syncline.db import ConnectionFailed, DbSettings, connect
-from syncline.erp.sage300 import ICILOC_STREAM, ICITEM_STREAM, Sage300Reader
+from syncline.erp.sage300 import (
+    FETCH_FIELDS,
+    ICILOC_STREAM,
+    ICITEM_STREAM,
+    Sage300Reader,
+    bulk_page_params,
+    bulk_page_sql,
+)
 from syncline.local.postgres import ERP_READER
 from syncline.local.sage300 import Stock
 from syncline.local.stack import ERP_DATABASE
@@ -67,6 +74,32 @@ def test_bulk_iteration_pages_by_item_and_location(stack: Any, reader: Sage300Re
     assert [len(p) for p in pages] == [4, 4, 2]
     keys = [(r["ITEMNO"], r["LOCATION"]) for page in pages for r in page]
     assert keys == sorted(keys) and len(set(keys)) == 10
+
+
+def test_bulk_rows_are_the_records_values_in_fetch_order(stack: Any, reader: Sage300Reader) -> None:
+    stack.erp().seed_bulk(10, locations=("1", "2", "3"))
+    records = [record for page in reader.iter_all(page_size=4) for record in page]
+    rows = [row for page in reader.iter_rows(page_size=4) for row in page]
+    assert [tuple(record[field] for field in FETCH_FIELDS) for record in records] == [tuple(row) for row in rows]
+    resumed = [row for page in reader.iter_rows(page_size=4, after=(rows[4][0], rows[4][1])) for row in page]
+    assert [tuple(row) for row in resumed] == [tuple(row) for row in rows[5:]]
+
+
+def test_a_bulk_page_reads_the_item_master_from_where_the_page_starts(stack: Any) -> None:
+    """Without the repeated bound on ICITEM, the merge join read the item master from its first item for every
+    page: quadratic in the table's size (most of a 500,000-row backfill's time)."""
+    stack.erp().seed_bulk(3000, locations=("1", "2", "3"))
+    with stack.postgres.connect(ERP_DATABASE) as admin:
+        admin.execute("ANALYZE")
+        sql = "EXPLAIN (ANALYZE, FORMAT JSON) " + bulk_page_sql(first=False)
+        (plan,) = admin.execute(sql, bulk_page_params(("SKU0000900", "2"), 100)).fetchone()
+
+    def scans(node: dict[str, Any]) -> list[dict[str, Any]]:
+        found = [node] if node.get("Relation Name") == "icitem" else []
+        return found + [scan for child in node.get("Plans", []) for scan in scans(child)]
+
+    item_reads = sum(scan["Actual Rows"] * scan.get("Actual Loops", 1) for scan in scans(plan[0]["Plan"]))
+    assert 0 < item_reads <= 100  # a page of 100 rows spans ~34 items; from the start it would be ~930
 
 
 def test_syncline_login_cannot_write_to_the_erp(stack: Any, reader: Sage300Reader) -> None:

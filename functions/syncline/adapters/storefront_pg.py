@@ -6,9 +6,11 @@ older delivery never replaces newer data, whatever order messages arrive in.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from typing import Any
+
+import psycopg
 
 from syncline.canonical.entities import Price
 from syncline.erp.sage300 import INVENTORY_FIELDS
@@ -151,31 +153,52 @@ class PostgresStorefront:
         )
         return {inventory_key(sku, location) for sku, location in deleted}
 
-    def bulk_load(self, rows: Iterable[Sequence[tuple[Any, ...]]]) -> int:
-        """Stream pages of ``as_row``-ordered tuples in with COPY; returns the rows streamed.
+    def bulk_load(self, rows: Sequence[tuple[Any, ...]]) -> int:
+        """Load one page of ``as_row``-ordered tuples with COPY, in one transaction; returns the rows loaded.
 
-        Into an empty table (initial load) COPY goes straight to ``inventory_levels``; otherwise into a
-        staging table and one guarded merge, so newest-version-wins holds for a catch-up load too.
-        The table lock keeps incremental writers waiting for the few seconds a load takes.
+        A page whose first and last rows the storefront does not hold (an initial load: pages come in key
+        order) is COPYed straight into ``inventory_levels``, under a savepoint: should any other row of it
+        be stored already (an incremental write got there first), the primary key refuses the COPY and
+        the page takes the other way. That way, for every other page, is COPY into a staging table and one
+        guarded merge, so newest-version-wins holds for a catch-up load. The table lock keeps incremental
+        writers waiting for the moment a page takes.
         """
-        count = 0
+        if not rows:
+            return 0
         connection = self._connection()
         with connection.transaction():
             connection.execute("LOCK TABLE inventory_levels IN SHARE ROW EXCLUSIVE MODE")
-            empty = connection.execute("SELECT NOT EXISTS (SELECT 1 FROM inventory_levels)").fetchone()[0]
-            table = "inventory_levels" if empty else "staged_inventory"
-            if not empty:
-                connection.execute(
-                    "CREATE TEMP TABLE staged_inventory (LIKE inventory_levels INCLUDING DEFAULTS) ON COMMIT DROP"
-                )
-            with connection.cursor().copy(f"COPY {table} ({', '.join(COLUMNS)}) FROM STDIN") as copy:
-                for page in rows:
-                    for row in page:
-                        copy.write_row(row)
-                    count += len(page)
-            if not empty:
-                connection.execute(MERGE_STAGED_SQL)
-        return count
+            if not self._holds(connection, rows[0], rows[-1]):
+                try:
+                    with connection.transaction():
+                        self._copy(connection, "inventory_levels", rows)
+                    return len(rows)
+                except psycopg.errors.UniqueViolation:
+                    pass  # rolled back to the savepoint: merge it instead
+            connection.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS staged_inventory (LIKE inventory_levels INCLUDING DEFAULTS) "
+                "ON COMMIT DELETE ROWS"
+            )
+            self._copy(connection, "staged_inventory", rows)
+            connection.execute(MERGE_STAGED_SQL)
+        return len(rows)
+
+    @staticmethod
+    def _holds(connection: Any, *rows: tuple[Any, ...]) -> bool:
+        """Whether any of these rows' keys (sku, location) is stored. count(*), not EXISTS: on a table that grew
+        since it was last analyzed (a load), the planner bets on EXISTS finding a row early in a sequential
+        scan, and reads the whole table when there is none."""
+        keys = " OR ".join(["(sku = %s AND location = %s)"] * len(rows))
+        found = connection.execute(
+            f"SELECT count(*) FROM inventory_levels WHERE {keys}", [value for row in rows for value in row[:2]]
+        )
+        return bool(found.fetchone()[0])
+
+    @staticmethod
+    def _copy(connection: Any, table: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        with connection.cursor().copy(f"COPY {table} ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
 
 
 class PostgresStorefrontPrices:

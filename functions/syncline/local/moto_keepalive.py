@@ -32,21 +32,16 @@ class _Body:
         self.remaining = length
 
     def read(self, size: int = -1) -> bytes:
-        if self.remaining <= 0:
-            return b""
-        size = self.remaining if size is None or size < 0 else min(size, self.remaining)
-        data: bytes = self._stream.read(size)
-        self.remaining -= len(data)
-        if not data:
-            self.remaining = 0  # the client went away mid-body
-        return data
+        return self._take(self._stream.read, size)
 
     def readline(self, size: int = -1) -> bytes:
+        return self._take(self._stream.readline, size)
+
+    def _take(self, reader: Any, size: int | None) -> bytes:
         if self.remaining <= 0:
             return b""
-        size = self.remaining if size is None or size < 0 else min(size, self.remaining)
-        data: bytes = self._stream.readline(size)
-        self.remaining -= len(data)
+        data: bytes = reader(self.remaining if size is None or size < 0 else min(size, self.remaining))
+        self.remaining = self.remaining - len(data) if data else 0  # nothing read: the client went away mid-body
         return data
 
     def drain(self) -> None:

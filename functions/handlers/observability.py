@@ -18,6 +18,7 @@ logger = Logger(service="syncline")
 metrics = Metrics(namespace="Syncline", service="syncline")
 
 MAX_VALUES = 100  # values of one metric in one EMF document (CloudWatch's limit)
+MAX_NAME = 255  # characters of a metric name, as add_metric checks it
 
 
 def publish_values(name: str, unit: MetricUnit, values: Sequence[float]) -> None:
@@ -30,6 +31,8 @@ def publish_values(name: str, unit: MetricUnit, values: Sequence[float]) -> None
     """
     if len(values) > MAX_VALUES:
         raise ValueError(f"{len(values)} values of {name}: one EMF document holds at most {MAX_VALUES}")
+    if not 1 <= len(name) <= MAX_NAME or name in metrics.dimension_set or name in metrics.metadata_set:
+        raise ValueError(f"metric name {name!r}: 1 to {MAX_NAME} characters, and not a dimension or metadata key")
     if not values or is_metrics_disabled():
         return
     metric = {"Unit": unit.value, "StorageResolution": 60, "Value": [float(value) for value in values]}

@@ -10,6 +10,7 @@ import boto3
 import pytest
 import urllib3.connection
 
+from syncline.local.moto_keepalive import _FAILED, _marking_failures
 from syncline.local.moto_server import LOCAL_CREDENTIALS, LOCAL_REGION
 
 
@@ -70,3 +71,36 @@ def test_boto3_calls_reuse_one_connection(services: tuple[Any, Any], monkeypatch
     received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
     assert len(received) == 10
     assert len(opened) == 1
+
+
+def test_a_request_refused_before_the_application_closes_the_connection(services: tuple[Any, Any]) -> None:
+    connection = _connection(services)
+    connection.request("GET", "/moto-api/data.json")  # keep-alive
+    connection.getresponse().read()
+    connection.putrequest("GET", "/" + "x" * 70_000)  # a request line over http.server's 64 KiB: 414
+    connection.endheaders()
+    refused = connection.getresponse()
+    assert refused.status == 414
+    assert refused.getheader("Connection") == "close"
+    connection.close()
+
+
+def test_a_failing_application_is_marked_so_its_connection_closes() -> None:
+    closed: list[bool] = []
+
+    class Body(list[bytes]):
+        def close(self) -> None:
+            closed.append(True)
+
+    def failing(environ: dict[str, Any], start_response: Any) -> Any:
+        raise RuntimeError("moto bug")
+
+    environ: dict[str, Any] = {}
+    with pytest.raises(RuntimeError):
+        _marking_failures(failing)(environ, None)
+    assert environ[_FAILED] is True
+
+    fine: dict[str, Any] = {}
+    assert _marking_failures(lambda environ, start_response: Body([b"ok"]))(fine, None) == [b"ok"]
+    assert _FAILED not in fine
+    assert closed == [True]

@@ -67,3 +67,10 @@ def test_nothing_is_printed_for_no_values_or_when_metrics_are_disabled(
 def test_more_than_one_document_holds_is_refused() -> None:
     with pytest.raises(ValueError, match="at most 100"):
         publish_values("SyncLatency", MetricUnit.Milliseconds, [1.0] * (MAX_VALUES + 1))
+
+
+@pytest.mark.parametrize("name", ["", "x" * 256, "service"])
+def test_a_name_add_metric_would_refuse_or_a_dimension_key_is_refused(name: str) -> None:
+    metrics.add_dimension(name="service", value="syncline")  # what serialising adds when it is missing
+    with pytest.raises(ValueError, match="metric name"):
+        publish_values(name, MetricUnit.Milliseconds, [1.0])

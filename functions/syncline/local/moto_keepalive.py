@@ -22,6 +22,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import run_simple
 
 _DRAIN_CHUNK = 64 * 1024
+_FAILED = "syncline.response_failed"
 
 
 class _Body:
@@ -81,7 +82,8 @@ class KeepAliveRequestHandler(MotoRequestHandler):
         return environ
 
     def send_header(self, keyword: str, value: str) -> None:
-        if keyword.lower() == "connection" and value.lower() == "close" and self._keep_alive:
+        failed = getattr(self, "environ", {}).get(_FAILED)
+        if keyword.lower() == "connection" and value.lower() == "close" and self._keep_alive and not failed:
             return  # Werkzeug closes every connection; this one ends where its body said
         super().send_header(keyword, value)
 
@@ -101,8 +103,9 @@ class KeepAliveRequestHandler(MotoRequestHandler):
             self.rfile, self._stream = self._stream, None
         if self._body is not None and self._keep_alive:
             self._body.drain()
-        if not self._keep_alive:
-            self.close_connection = True
+        if not self._keep_alive or getattr(self, "environ", {}).get(_FAILED):
+            self.close_connection = True  # after a failed response the stream may be out of step: start afresh
+        self._keep_alive = False  # until the next request says otherwise (errors before it close, as Werkzeug does)
 
 
 def main(argv: list[str]) -> None:
@@ -111,7 +114,26 @@ def main(argv: list[str]) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     app = DomainDispatcherApplication(create_backend_app)
     app.debug = True  # type: ignore[attr-defined]  # as moto.server sets it
-    run_simple(host, int(port), app, threaded=True, request_handler=KeepAliveRequestHandler)
+    run_simple(host, int(port), _marking_failures(app), threaded=True, request_handler=KeepAliveRequestHandler)
+
+
+def _marking_failures(app: Any) -> Any:
+    """The application, noting in the environ when it raised (Werkzeug then answers 500 on a connection
+    whose response may already be half sent)."""
+
+    def application(environ: dict[str, Any], start_response: Any) -> Any:
+        result: Any = None
+        try:
+            result = app(environ, start_response)
+            return list(result)  # moto's responses are small; a failure while producing one is caught here
+        except BaseException:
+            environ[_FAILED] = True
+            raise
+        finally:
+            if hasattr(result, "close"):
+                result.close()
+
+    return application
 
 
 if __name__ == "__main__":

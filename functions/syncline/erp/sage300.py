@@ -269,7 +269,7 @@ class Sage300Reader:
             yield page
             if len(page) < page_size:
                 return
-            after = (str(page[-1][_ITEMNO]), str(page[-1][_LOCATION]))
+            after = bulk_key(page[-1])
 
     def fetch_prices(self, items: Iterable[str], *, currency: str, price_lists: Sequence[str]) -> list[dict[str, Any]]:
         """Current base prices (DPRICETYPE 1) of ``items`` in ``currency`` on ``price_lists``, with each item's
@@ -339,6 +339,11 @@ _ITEMNO, _LOCATION, _ONHAND, _COMMIT, _SALORDR, _ONORDER, _DATE, _TIME, _DESC, _
     len(FETCH_FIELDS)
 )
 _fetched = itemgetter(*FETCH_FIELDS)
+
+
+def bulk_key(row: Sequence[Any]) -> tuple[str, str]:
+    """(ITEMNO, LOCATION) of a fetched row: its keyset position in the bulk read."""
+    return str(row[_ITEMNO]), str(row[_LOCATION])
 
 
 def inventory_row(record: Mapping[str, Any], locations: Mapping[str, str], tz: tzinfo = UTC) -> tuple[Any, ...]:
@@ -412,7 +417,7 @@ def to_price(rows: Sequence[Mapping[str, Any]], selection: PriceSelection, tz: t
     A compare-at price that is not above the price is dropped: it would strike through nothing. The version is
     the newest audit stamp of the rows used, so a change on either list syncs.
     """
-    item = _text(rows[0], "ITEMNO")
+    item = _text_value(rows[0]["ITEMNO"], "ITEMNO")
     stock_unit = rows[0]["STOCKUNIT"]
     if stock_unit is None:
         raise MappingError(f"item {item!r} has prices but is not in the item master (ICITEM)")
@@ -430,7 +435,7 @@ def to_price(rows: Sequence[Mapping[str, Any]], selection: PriceSelection, tz: t
         return None
     compare_row = chosen.get(selection.compare_at_list) if selection.compare_at_list else None
     used = [base_row] if compare_row is None else [base_row, compare_row]
-    stamps = [(_stamp_part(row, "AUDTDATE"), _stamp_part(row, "AUDTTIME")) for row in used]
+    stamps = [(_stamp(row["AUDTDATE"], "AUDTDATE"), _stamp(row["AUDTTIME"], "AUDTTIME")) for row in used]
     newest = max(stamps)
     try:
         moment = _moment(*newest, tz)
@@ -499,19 +504,11 @@ def _stamp(value: Any, field: str) -> int:
         raise MappingError(f"unparsable audit stamp: {field} = {value!r:.40}") from None
 
 
-def _stamp_part(record: Mapping[str, Any], field: str) -> int:
-    return _stamp(record[field], field)
-
-
 def _text_value(value: Any, field: str) -> Any:
     # SQL Server text can hold U+0000; PostgreSQL (the storefront) refuses it, for the whole statement.
     if isinstance(value, str) and "\x00" in value:
         raise MappingError(f"{field} contains a NUL character: {ascii(value)[:80]}")
     return value
-
-
-def _text(record: Mapping[str, Any], field: str) -> Any:
-    return _text_value(record[field], field)
 
 
 def row_context(record: Mapping[str, Any]) -> dict[str, Any]:

@@ -82,20 +82,20 @@ class KeepAliveRequestHandler(MotoRequestHandler):
         return environ
 
     def send_header(self, keyword: str, value: str) -> None:
-        failed = getattr(self, "environ", {}).get(_FAILED)
-        if keyword.lower() == "connection" and value.lower() == "close" and self._keep_alive and not failed:
+        if keyword.lower() == "connection" and value.lower() == "close" and self._keep_alive and not self._failed():
             return  # Werkzeug closes every connection; this one ends where its body said
         super().send_header(keyword, value)
 
     def run_wsgi(self) -> None:
-        self._reset()
+        self._keep_alive, self._body = False, None
         try:
             super().run_wsgi()
         finally:
             self._finish()
 
-    def _reset(self) -> None:
-        self._keep_alive, self._body = False, None
+    def _failed(self) -> bool:
+        """Whether the application raised while answering the current request (see ``_marking_failures``)."""
+        return bool(getattr(self, "environ", {}).get(_FAILED))
 
     def _finish(self) -> None:
         """Give the connection its stream back, positioned at the next request line, or close it."""
@@ -103,7 +103,7 @@ class KeepAliveRequestHandler(MotoRequestHandler):
             self.rfile, self._stream = self._stream, None
         if self._body is not None and self._keep_alive:
             self._body.drain()
-        if not self._keep_alive or getattr(self, "environ", {}).get(_FAILED):
+        if not self._keep_alive or self._failed():
             self.close_connection = True  # after a failed response the stream may be out of step: start afresh
         self._keep_alive = False  # until the next request says otherwise (errors before it close, as Werkzeug does)
 

@@ -2,8 +2,8 @@
 
 Each page of ERP rows (keyset order: item, location) is mapped with the incremental path's rules,
 filtered to rows changed since ``since`` if given, and loaded through the target's bulk loader
-(COPY straight into the table when it holds none of the page's SKUs, else COPY into staging and a
-version-guarded merge). The next page is read from the ERP while the current one loads. Only after a
+(COPY straight into the table when it holds neither the page's first nor its last row, else COPY into
+staging and a version-guarded merge). The next page is read from the ERP while the current one loads. Only after a
 page has loaded does the job's position move past it; the record is written (a conditional write on
 its revision) at most every ``CHECKPOINT_SECONDS`` and when the run ends, fails or stops. A process
 killed between two writes reloads at most that many seconds of pages on resume, which the version
@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from syncline.config import Pair, SynclineConfig
-from syncline.erp.sage300 import INVENTORY_FIELDS, MappingError, inventory_values
+from syncline.erp.sage300 import INVENTORY_FIELDS, MappingError, bulk_key, inventory_values
 from syncline.stamps import stamp_of, version_of
 from syncline.sync import PairContext
 
@@ -141,7 +141,7 @@ def run_backfill(
         future, last, read, rejects = pending
         done = replace(
             job,
-            position=(str(last[0]), str(last[1])),  # ITEMNO, LOCATION
+            position=bulk_key(last),
             read=job.read + read,
             loaded=job.loaded + future.result(),
             rejected=job.rejected + len(rejects),
@@ -228,7 +228,7 @@ def _map_page(
         try:
             row = inventory_values(fetched, pair.locations, pair.tz)
         except MappingError as exc:
-            rejects.append((f"{fetched[0]}|{fetched[1]}", str(exc)))
+            rejects.append(("|".join(bulk_key(fetched)), str(exc)))
             continue
         if since_version is None or row[_VERSION] >= since_version:
             rows.append(row)
